@@ -1,0 +1,26 @@
+# `make test` and `make study` work from a fresh clone: they create .venv
+# unless a virtual environment is already active.
+PYTHON ?= python3
+ifdef VIRTUAL_ENV
+  VENV := $(VIRTUAL_ENV)
+else
+  VENV := .venv
+endif
+BIN := $(VENV)/bin
+
+.PHONY: install test study clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 -q tests
+
+study: install
+	HF_HUB_OFFLINE=1 $(BIN)/vlm-jax study --workdir runs/study
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info
