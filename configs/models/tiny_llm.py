@@ -1,0 +1,22 @@
+"""Tiny Qwen2-style LLMs for CPU runs: `tiny_llm:size=s|m|l` (vocab of the built-in tokenizer)."""
+import ml_collections
+
+from vlm_jax.configs import parse_arg
+from vlm_jax.models import llm
+
+SIZES = {  # hidden, layers, heads, kv heads, mlp
+    "xs": (32, 2, 4, 2, 64),
+    "s": (48, 2, 4, 2, 128),
+    "m": (96, 3, 4, 2, 256),
+    "l": (192, 4, 8, 4, 512),
+}
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, size="s", vocab=1024)
+  hidden, layers, heads, kv_heads, mlp = SIZES[arg.size]
+  cfg = llm.default_config()
+  cfg.update(vocab_size=arg.vocab, hidden_size=hidden, intermediate_size=mlp,
+             num_layers=layers, num_heads=heads, num_kv_heads=kv_heads,
+             head_dim=hidden // heads, max_position_embeddings=1024)
+  return ml_collections.ConfigDict(dict(kind="llm", dtype="float32", llm=cfg))
