@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Inference-optimal vision-language models in JAX/Flax",
     packages=find_packages(include=["vlm_jax", "vlm_jax.*"]),
-    package_data={"vlm_jax": ["assets/*", "assets/**/*"]},
+    package_data={"vlm_jax": ["assets/*", "assets/**/*", "scaling/*.json"]},
     python_requires=">=3.10",
     install_requires=[
         "jax==0.10.2",

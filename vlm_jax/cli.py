@@ -8,6 +8,8 @@ import sys
 
 # name -> module under vlm_jax.commands, imported only when the command runs.
 COMMANDS = {
+    "fit": "fit",
+    "plan": "plan",
 }
 
 

@@ -1,0 +1,77 @@
+"""Least-squares fit of Y = A·N^(−α)·T^(−β) + D with bootstrap intervals."""
+import itertools
+
+import numpy as np
+from scipy import optimize
+
+from vlm_jax.scaling.law import Fit, law_error
+
+_ALPHA_BETA_STARTS = (0.01, 0.1, 0.5)
+
+
+def _residuals(params, n, t, y):
+  return law_error(params, n, t) - y
+
+
+def _jacobian(params, n, t, y):
+  a, alpha, beta, _ = params
+  power = np.power(n, -alpha) * np.power(t, -beta)
+  return np.stack([power, -a * np.log(n) * power, -a * np.log(t) * power,
+                   np.ones_like(y)], axis=-1)
+
+
+def _starts(y):
+  """Starting (A, α, β, D): D at 0 or half the smallest error, A from the spread."""
+  spread = max(float(np.ptp(y)), 1e-3)
+  d_starts = (0.0, 0.5 * float(np.min(y)))
+  a_starts = (spread, float(np.max(y)))
+  return [np.array(p) for p in itertools.product(
+      a_starts, _ALPHA_BETA_STARTS, _ALPHA_BETA_STARTS, d_starts)]
+
+
+def _least_squares(n, t, y, starts):
+  """Best (lowest cost) bounded fit over the starting points: params [4]."""
+  best = None
+  for start in starts:
+    result = optimize.least_squares(
+        _residuals, start, jac=_jacobian, args=(n, t, y),
+        bounds=(np.zeros(4), np.full(4, np.inf)), x_scale="jac")
+    if best is None or result.cost < best.cost:
+      best = result
+  return best.x
+
+
+def fit_scaling_law(points, text_tokens=0.0, include_text_in_tokens=False,
+                    bootstrap=200, seed=0, confidence=0.95):
+  """Fits the law to ScalingPoints; T = V, or Q + V with `include_text_in_tokens`.
+
+  The bootstrap resamples the points with replacement, refits each sample
+  (starting from the full-data optimum and every sixth standard start, to keep
+  it cheap) and reports percentile intervals at `confidence`.
+  """
+  if len(points) < 4:
+    raise ValueError(f"fitting 4 parameters needs at least 4 points, got {len(points)}")
+  n = np.asarray(points.llm_params_b, dtype=float)
+  t = np.asarray(points.visual_tokens, dtype=float)
+  if include_text_in_tokens:
+    t = t + text_tokens
+  y = np.asarray(points.error, dtype=float)
+  starts = _starts(y)
+  params = _least_squares(n, t, y, starts)
+  rmse = float(np.sqrt(np.mean(_residuals(params, n, t, y) ** 2)))
+
+  intervals = {}
+  if bootstrap:
+    rng = np.random.default_rng(seed)
+    samples = np.empty((bootstrap, 4))
+    for i in range(bootstrap):
+      pick = rng.integers(0, len(y), len(y))
+      samples[i] = _least_squares(n[pick], t[pick], y[pick], [params] + starts[::6])
+    tail = 50.0 * (1.0 - confidence)
+    low, high = np.percentile(samples, [tail, 100.0 - tail], axis=0)
+    intervals = {f"{name}_ci": (float(lo), float(hi)) for name, lo, hi in
+                 zip(("A", "alpha", "beta", "D"), low, high)}
+  return Fit(*map(float, params), rmse=rmse, n_points=len(y),
+             text_tokens=float(text_tokens),
+             tokens_include_text=include_text_in_tokens,
+             confidence=confidence, bootstrap=bootstrap, **intervals)
