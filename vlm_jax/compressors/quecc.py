@@ -1,0 +1,79 @@
+"""QueCC: query-based convolutional cross-attention (DESIGN.md §3).
+
+x' = x + LN(W_t t + b_t); q = q_proj(x'); a depthwise conv (kernel = stride = k) turns
+the g x g query grid into h x w queries; each attends, through 8-head attention with
+torch.nn.MultiheadAttention semantics, to K = k_proj(m), V = v_proj(m) of its own
+k x k region only.
+
+Grids that h or w does not divide (SigLIP so400m: 27 x 27) use adaptive-pooling regions
+(see regions.py), which differ in side by one and may overlap by one token. Attention is
+dense over all g*g keys with the (V, g*g) region mask, so one code path serves both
+cases. The downsampling conv becomes a learned depthwise weighted pooling per region:
+one kernel of side k = the largest region side, anchored at each region's top-left
+token, with taps beyond the region's own side masked out (not renormalised). When g is
+divisible every region is k x k and this is exactly the strided conv, so the paper's
+checkpoints load unchanged (vlm_jax.convert.quecc).
+"""
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from vlm_jax.compressors import COMPRESSORS, regions
+from vlm_jax.compressors.blocks import LN_EPS, MultiHeadAttention, ProjectionStack
+from vlm_jax.models import layers
+
+
+class RegionDepthwiseConv(nn.Module):
+  """Depthwise conv with one output per adaptive region. (B, g, g, d) -> (B, h, w, d).
+
+  kernel (kh, kw, d), bias (d,): out[i, j] = sum of kernel[p, q] * x[r_i + p, c_j + q]
+  over the taps (p, q) inside region (i, j), plus bias.
+  """
+  grid: tuple
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    g, d = x.shape[1], x.shape[-1]
+    rows, row_inside = regions.region_taps(g, self.grid[0])
+    cols, col_inside = regions.region_taps(g, self.grid[1])
+    kh, kw = rows.shape[1], cols.shape[1]
+    kernel = self.param(
+        "kernel", nn.with_logical_partitioning(nn.initializers.normal((kh * kw) ** -0.5),
+                                               (None, None, "embed")),
+        (kh, kw, d), jnp.float32)
+    bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+                      (d,), jnp.float32)
+    inside = row_inside[:, :, None, None, None] & col_inside[None, None, :, :, None]
+    taps = jnp.where(inside, kernel[None, :, None, :, :], 0).astype(self.dtype)  # (h,kh,w,kw,d)
+    patches = x[:, rows][:, :, :, cols]  # (B, h, kh, w, kw, d)
+    return jnp.einsum("bipjqd,ipjqd->bijd", patches, taps) + bias.astype(self.dtype)
+
+
+@COMPRESSORS.register("quecc")
+class QueCC(nn.Module):
+  config: ml_collections.ConfigDict
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, features, multi_features, query=None):
+    """features (B, g, g, d), multi_features (B, g, g, L*d), query (B, d_t) -> (B, h*w, d)."""
+    g = regions.grid_size(features, multi_features)
+    h, w = regions.grid_shape(self.config, g)
+    b, d = features.shape[0], features.shape[-1]
+    if query is None or query.ndim != 2 or query.shape[0] != b:
+      raise ValueError(f"QueCC needs a query vector (B={b}, d_t), got "
+                       f"{None if query is None else query.shape}")
+    text = layers.dense(d, ("mlp", "embed"), dtype=self.dtype, name="text_projection")(query)
+    text = layers.layer_norm(LN_EPS, dtype=self.dtype, name="text_norm")(text)
+    x = features.astype(self.dtype) + text[:, None, None, :]
+    q = ProjectionStack(d, self.dtype, name="q_proj")(x)
+    q = RegionDepthwiseConv((h, w), self.dtype, name="q_downsample")(q).reshape(b, h * w, d)
+    m = multi_features.astype(self.dtype).reshape(b, g * g, -1)
+    k = ProjectionStack(d, self.dtype, name="k_proj")(m)
+    v = ProjectionStack(d, self.dtype, name="v_proj")(m)
+    k = nn.with_logical_constraint(k, ("act_batch", "act_length", "act_embed"))
+    v = nn.with_logical_constraint(v, ("act_batch", "act_length", "act_embed"))
+    tokens = MultiHeadAttention(self.config.num_heads, self.dtype, name="region_attention")(
+        q, k, v, mask=regions.region_mask(g, h, w))
+    return nn.with_logical_constraint(tokens, ("act_batch", "act_length", "act_embed"))

@@ -1,0 +1,34 @@
+"""TokenPacker-style region cross-attention, without the question.
+
+Each region's query is the average of its select-layer features, projected; it attends
+(multi-head, masked to its own region) to projections of the multi-layer features of
+that region, and the attended value is added to the pooled feature.
+"""
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from vlm_jax.compressors import COMPRESSORS, regions
+from vlm_jax.compressors.blocks import MultiHeadAttention, ProjectionStack
+
+
+@COMPRESSORS.register("tokenpacker")
+class TokenPacker(nn.Module):
+  config: ml_collections.ConfigDict
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, features, multi_features, query=None):
+    """features (B, g, g, d), multi_features (B, g, g, L*d) -> (B, h*w, d); query unused."""
+    g = regions.grid_size(features, multi_features)
+    h, w = regions.grid_shape(self.config, g)
+    b, d = features.shape[0], features.shape[-1]
+    x = features.astype(self.dtype).reshape(b, g * g, d)
+    m = multi_features.astype(self.dtype).reshape(b, g * g, -1)
+    pooled = jnp.einsum("vs,bsd->bvd", jnp.asarray(regions.pooling_matrix(g, h, w), self.dtype), x)
+    q = ProjectionStack(d, self.dtype, name="q_proj")(pooled)
+    k = ProjectionStack(d, self.dtype, name="k_proj")(m)
+    v = ProjectionStack(d, self.dtype, name="v_proj")(m)
+    attended = MultiHeadAttention(self.config.num_heads, self.dtype, name="region_attention")(
+        q, k, v, mask=regions.region_mask(g, h, w))
+    return nn.with_logical_constraint(pooled + attended, ("act_batch", "act_length", "act_embed"))
