@@ -8,6 +8,7 @@ import sys
 
 # name -> module under vlm_jax.commands, imported only when the command runs.
 COMMANDS = {
+    "convert": "convert",
     "fit": "fit",
     "plan": "plan",
 }

@@ -5,6 +5,7 @@ every large activation is constrained with `nn.with_logical_constraint`. The
 rules below map those names to mesh axes, so one model runs on one CPU device
 or a pod slice.
 """
+import contextlib
 import logging
 
 import flax.linen as nn
@@ -81,3 +82,10 @@ def shard_params(params, shardings):
 def batch_sharding(mesh, ndim):
   """Shards the leading (batch) axis over data and fsdp."""
   return NamedSharding(mesh, PartitionSpec(("data", "fsdp"), *(None,) * (ndim - 1)))
+
+
+@contextlib.contextmanager
+def activate(mesh, rules=LOGICAL_RULES):
+  """Within: `mesh` is the current mesh and logical names resolve with `rules`."""
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    yield

@@ -56,16 +56,17 @@ def _llava(hf, names):
       "vlm", llm=llm, vision=vision, compressor=compressor,
       projector=dict(name="mlp2x_gelu"),
       image_token_id=hf.get("image_token_index", hf.get("image_token_id")))
-  # transformers 5.x nests the parts under `model.`; 4.x checkpoints do not.
-  new = "model.language_model.embed_tokens.weight" in names
-  lm, head, tower, proj = (
-      ("model.language_model.", "lm_head.weight", "model.vision_tower.vision_model.",
-       "model.multi_modal_projector.") if new else
-      ("language_model.model.", "language_model.lm_head.weight", "vision_tower.vision_model.",
-       "multi_modal_projector."))
+  # Checkpoint layouts differ across transformers versions.
+  lm = _prefix(names, "embed_tokens.weight", ("model.language_model.", "language_model.model."))
+  head = "language_model." if "language_model.lm_head.weight" in names else ""
+  tower = _prefix(names, "embeddings.patch_embedding.weight", (
+      "model.vision_tower.vision_model.", "model.vision_tower.", "vision_tower.vision_model.",
+      "vision_tower."))
+  proj = _prefix(names, "linear_1.weight", ("model.multi_modal_projector.",
+                                           "multi_modal_projector."))
   return config, {
       **prefixed(rules.llm_rules(llm), ("llm",), lm),
-      **prefixed(rules.lm_head_rules(llm, head), ("llm",), ""),
+      **prefixed(rules.lm_head_rules(llm), ("llm",), head),
       **prefixed(rules.vision_rules(vision), ("vision",), tower),
       **prefixed(rules.projector_rules(), ("projector",), proj)}
 

@@ -58,3 +58,46 @@ def vision_config(hf):
 
 def model_config(kind, dtype="float32", **parts):
   return ml_collections.ConfigDict(dict(kind=kind, dtype=dtype, **parts))
+
+
+def to_hf(config):
+  """Our model config -> the equivalent `transformers` model config (for the same model in PyTorch)."""
+  import transformers
+  if config.kind == "llm":
+    return _hf_llm(config.llm, transformers)
+  if config.kind == "vision":
+    return _hf_vision(config.vision, transformers)
+  if config.kind == "vlm" and config.compressor.name == "identity":
+    clip = config.vision.family == "clip"
+    return transformers.LlavaConfig(
+        vision_config=_hf_vision(config.vision, transformers).to_dict(),
+        text_config=_hf_llm(config.llm, transformers).to_dict(),
+        vision_feature_layer=config.compressor.select_layer,
+        vision_feature_select_strategy="default" if clip else "full",
+        image_token_index=config.image_token_id, projector_hidden_act="gelu")
+  raise ValueError(f"no transformers equivalent for a {config.kind} with compressor "
+                   f"{config.get('compressor', {}).get('name')!r}")
+
+
+def _hf_llm(cfg, transformers):
+  config_class = {"qwen2": transformers.Qwen2Config, "llama": transformers.LlamaConfig}
+  rope = dict(cfg.rope_scaling or {"rope_type": "default"}, rope_theta=cfg.rope_theta)
+  return config_class[cfg.family](
+      vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
+      intermediate_size=cfg.intermediate_size, num_hidden_layers=cfg.num_layers,
+      num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
+      head_dim=cfg.head_dim, rope_parameters=rope, rms_norm_eps=cfg.rms_norm_eps,
+      tie_word_embeddings=cfg.tie_embeddings,
+      max_position_embeddings=cfg.max_position_embeddings)
+
+
+def _hf_vision(cfg, transformers):
+  kwargs = dict(
+      hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+      num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
+      image_size=cfg.image_size, patch_size=cfg.patch_size, num_channels=cfg.num_channels,
+      layer_norm_eps=cfg.layer_norm_eps, hidden_act=cfg.hidden_act)
+  if cfg.family == "clip":
+    return transformers.CLIPVisionConfig(**kwargs)
+  # Our tower stops at the final LayerNorm: no attention-pooling head.
+  return transformers.SiglipVisionConfig(vision_use_head=False, **kwargs)

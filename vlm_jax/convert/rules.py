@@ -17,8 +17,8 @@ def llm_rules(cfg):
     rules[("layers", norm, "scale")] = (f"{layer}{norm}.weight", "copy")
   return rules
 
-def lm_head_rules(cfg, name="lm_head.weight"):
-  return {} if cfg.tie_embeddings else {("lm_head", "kernel"): (name, "linear")}
+def lm_head_rules(cfg):
+  return {} if cfg.tie_embeddings else {("lm_head", "kernel"): ("lm_head.weight", "linear")}
 
 def _layer_norm(path, name):
   return {path + ("scale",): (f"{name}.weight", "copy"),

@@ -21,14 +21,41 @@ def dense(features, axes, *, use_bias=True, dtype=jnp.float32, name=None,
       bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[-1:]))
 
 
+class DenseGeneral(nn.Module):
+  """x contracted over `axis` with a kernel of shape (x.shape[axis]..., features...).
+
+  The kernel is created in its full shape (unlike nn.DenseGeneral's flat one) so its
+  logical axes `axes` apply under a mesh.
+  """
+  features: tuple
+  axis: tuple
+  axes: tuple
+  use_bias: bool = True
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    axis = tuple(a % x.ndim for a in self.axis)
+    n_in = len(axis)
+    shape = tuple(x.shape[a] for a in axis) + self.features
+    init = nn.initializers.lecun_normal(in_axis=tuple(range(n_in)),
+                                        out_axis=tuple(range(n_in, len(shape))))
+    kernel = self.param("kernel", nn.with_logical_partitioning(init, self.axes), shape,
+                        jnp.float32)
+    y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
+                            ((axis, tuple(range(n_in))), ((), ())))
+    if self.use_bias:
+      bias = self.param("bias", nn.with_logical_partitioning(
+          nn.initializers.zeros, self.axes[n_in:]), self.features, jnp.float32)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
 def dense_general(features, axis, axes, *, use_bias=True, dtype=jnp.float32, name=None):
-  """nn.DenseGeneral (e.g. embed -> heads x head_dim) with logical axes on its kernel."""
-  n_out = len(features) if isinstance(features, tuple) else 1
-  return nn.DenseGeneral(
-      features, axis=axis, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32,
-      name=name,
-      kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), axes),
-      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[-n_out:]))
+  """DenseGeneral (e.g. embed -> heads x head_dim) with logical axes `axes` on its kernel."""
+  as_tuple = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)
+  return DenseGeneral(as_tuple(features), as_tuple(axis), tuple(axes), use_bias=use_bias,
+                      dtype=dtype, name=name)
 
 
 def layer_norm(eps, *, dtype=jnp.float32, name=None):
