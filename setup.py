@@ -25,6 +25,7 @@ setup(
         "tensorboardX",
         "matplotlib",
         "easy-vqa",
+        "openpyxl",
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist", "torch==2.13.0"],
