@@ -1,0 +1,147 @@
+"""The grain pipeline: bucketing, padding, sharding, determinism, resumable state."""
+import json
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+
+from vlm_jax import data
+from vlm_jax.data import procedural
+from vlm_jax.data.examples import IGNORE_INDEX
+
+BUCKETS = (16, 32, 48, 64)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("procedural"))
+
+
+def config(cache_dir, **overrides):
+  values = dict(source="procedural", task="counting", split="train", num_examples=40,
+                cache_dir=cache_dir, image_size=16, max_length=64, bucket_lengths=BUCKETS,
+                batch_size=4, seed=7, read_threads=2)
+  values.update(overrides)
+  return ml_collections.ConfigDict(values)
+
+
+def take(iterator, count):
+  return [next(iterator) for _ in range(count)]
+
+
+def assert_batches_equal(first, second):
+  assert len(first) == len(second)
+  for a, b in zip(first, second):
+    assert a.keys() == b.keys()
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_batches_are_right_padded_to_the_smallest_fitting_bucket(cache_dir, tmp_path):
+  image = procedural.generate("counting", "train", num_examples=40, cache_dir=cache_dir)[0]["image"]
+  words = "one two three four five six seven eight nine ten eleven twelve".split()
+  items = [{"id": str(i), "image": image, "conversations": [
+      {"from": "human", "value": "<image>\nCount" + " up" * (i // 3) + "?"},
+      {"from": "gpt", "value": " ".join(["zero"] + words[:i])}]} for i in range(30)]
+  json_path = tmp_path / "lengths.json"
+  json_path.write_text(json.dumps(items))
+  loader = data.make_dataset(config(cache_dir, source="llava_json", json_path=str(json_path),
+                                    num_epochs=1, shuffle=False, batch_size=3))
+  lengths = set()
+  for batch in loader:
+    mask = batch["attention_mask"]
+    assert mask.shape[1] == min(b for b in BUCKETS if b >= mask.sum(1).max())
+    lengths.add(mask.shape[1])
+    for row in range(mask.shape[0]):
+      real = mask[row].sum()
+      assert (mask[row, :real] == 1).all() and (mask[row, real:] == 0).all()
+      assert (batch["input_ids"][row, real:] == loader.tokenizer.pad_id).all()
+      assert (batch["labels"][row, real:] == IGNORE_INDEX).all()
+      assert (batch["input_ids"][row] == -200).sum() == 1
+    question_mask = batch["question_mask"]
+    assert question_mask.shape[1] == min(b for b in BUCKETS if b >= question_mask.sum(1).max())
+    assert batch["pixels"].shape == (3, 16, 16, 3) and batch["pixels"].dtype == np.float32
+  assert len(lengths) >= 2  # the data really spans several buckets
+
+
+def test_same_seed_same_batches_other_seed_other_order(cache_dir):
+  first = take(iter(data.make_dataset(config(cache_dir))), 5)
+  assert_batches_equal(first, take(iter(data.make_dataset(config(cache_dir))), 5))
+  other = take(iter(data.make_dataset(config(cache_dir, seed=8))), 5)
+  assert any(not np.array_equal(a["input_ids"], b["input_ids"]) for a, b in zip(first, other))
+
+
+def test_epochs_cover_every_record_and_reshuffle(cache_dir):
+  loader = data.make_dataset(config(cache_dir, num_epochs=2, batch_size=1, image_size=4))
+  questions = [tuple(b["question_ids"][0]) + tuple(b["labels"][0]) for b in loader]
+  epoch_one, epoch_two = questions[:40], questions[40:]
+  assert len(epoch_two) == 40 and sorted(epoch_one) == sorted(epoch_two)
+  assert epoch_one != epoch_two
+
+
+def test_state_round_trip_resumes_exactly(tmp_path):
+  # One record's image is missing, so the counters have something to carry.
+  records = procedural.generate("counting", "train", num_examples=40, cache_dir=str(tmp_path))
+  os.remove(records[5]["image"])
+  loader = data.make_dataset(config(str(tmp_path)))
+  iterator = iter(loader)
+  take(iterator, 12)  # past the first epoch: 40 records, one skipped
+  state = json.loads(json.dumps(iterator.get_state()))
+  expected = take(iterator, 4)
+  expected_counters = dict(iterator.counters)
+  assert expected_counters["skipped_missing_image"] >= 1
+
+  resumed = iter(loader)
+  resumed.set_state(state)
+  assert_batches_equal(expected, take(resumed, 4))
+  assert resumed.counters == expected_counters
+
+
+def test_hosts_read_disjoint_shards_covering_the_data(cache_dir):
+  everything = [qid for batch in data.make_eval_examples(config(cache_dir, split="test", num_examples=23))
+                for qid, valid in zip(batch["question_id"], batch["valid"]) if valid]
+  assert len(everything) == 23
+  shards = []
+  for shard_index in range(3):
+    loader = data.make_eval_examples(config(cache_dir, split="test", num_examples=23),
+                                     shard_index=shard_index, shard_count=3)
+    shards.append([qid for batch in loader for qid, valid in zip(batch["question_id"], batch["valid"])
+                   if valid])
+    assert loader.num_records == len(shards[-1])
+  assert sorted(sum(shards, [])) == sorted(everything)
+  assert not set(shards[0]) & set(shards[1]) and not set(shards[1]) & set(shards[2])
+  with pytest.raises(ValueError, match="shard_index"):
+    data.make_dataset(config(cache_dir), shard_index=3, shard_count=3)
+
+
+def test_eval_examples_are_left_padded_prompts_with_answers(cache_dir):
+  eval_config = config(cache_dir, split="test", num_examples=10, task="ocr")
+  loader = data.make_eval_examples(eval_config)
+  records = procedural.generate("ocr", "test", num_examples=10, cache_dir=cache_dir)
+  batches = list(loader)
+  assert [b["valid"].tolist() for b in batches] == [[True] * 4, [True] * 4, [True, True, False, False]]
+  assert sum((b["question_id"][:int(b["valid"].sum())] for b in batches), []) == [r["id"] for r in records]
+  assert sum((b["answer"][:int(b["valid"].sum())] for b in batches), []) == [r["answer"] for r in records]
+  for batch in batches:
+    assert "labels" not in batch
+    for row in range(4):
+      ids, mask = batch["input_ids"][row], batch["attention_mask"][row]
+      real = mask.sum()
+      assert (mask[-real:] == 1).all() and (mask[:-real] == 0).all()
+      prompt = loader.tokenizer.decode(ids[-real:][ids[-real:] >= 0])
+      assert prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
+      assert "what does the text say?" in prompt
+      question = batch["question_ids"][row][batch["question_mask"][row] == 1]
+      assert loader.tokenizer.decode(question) == "what does the text say?"
+
+
+def test_config_errors(cache_dir):
+  with pytest.raises(ValueError, match="unknown data config keys.*'batchsize'"):
+    data.make_dataset(ml_collections.ConfigDict(dict(batchsize=4)))
+  with pytest.raises(ValueError, match="real token id"):
+    data.make_dataset(config(cache_dir, image_token_id=5))
+  with pytest.raises(ValueError, match="needs data.task"):
+    data.make_dataset(config(cache_dir, task=None))
+  with pytest.raises(ValueError, match="largest bucket"):
+    data.make_dataset(config(cache_dir, max_length=100))
