@@ -23,7 +23,7 @@ def qwen2_config(**overrides):
   return Qwen2Config(**dict(
       vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-      rope_theta=10000.0, tie_word_embeddings=True, rms_norm_eps=1e-6), **overrides)
+      rope_theta=10000.0, tie_word_embeddings=True, rms_norm_eps=1e-6) | overrides)
 
 
 def to_numpy(t):

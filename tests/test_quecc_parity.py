@@ -9,59 +9,10 @@ import torch
 
 from vlm_jax import compressors
 from vlm_jax.convert.quecc import quecc_params_from_torch
+from torch_quecc import TorchQueCC, randomize
 
 D, HEADS, LAYERS, D_TEXT, G, BATCH = 32, 8, 2, 24, 24, 2
 PREFIX = "mm_projector.0."
-
-
-def _stack(d_in, d):
-  return torch.nn.Sequential(torch.nn.Linear(d_in, d), torch.nn.GELU(), torch.nn.Linear(d, d),
-                             torch.nn.LayerNorm(d, eps=1e-6))
-
-
-class TorchQueCC(torch.nn.Module):
-  """The paper's module layout (state-dict names included); regions as a batch of attentions."""
-
-  def __init__(self, k):
-    super().__init__()
-    self.text_projection = torch.nn.Sequential(torch.nn.Linear(D_TEXT, D),
-                                               torch.nn.LayerNorm(D, eps=1e-6))
-    self.q_proj = _stack(D, D)
-    self.k_proj = _stack(LAYERS * D, D)
-    self.v_proj = _stack(LAYERS * D, D)
-    self.q_downsample = torch.nn.Conv2d(D, D, k, stride=k, groups=D)
-    self.clip_attn = torch.nn.MultiheadAttention(D, HEADS, batch_first=True)
-    self.k = k
-
-  def forward(self, x, multi, text):
-    """x (B, g*g, d), multi (B, g*g, L*d), text (B, d_t) -> (B, h*w, d)."""
-    b, k = x.shape[0], self.k
-    x = x + self.text_projection(text)[:, None, :]
-    q = self.q_proj(x).transpose(1, 2).reshape(b, D, G, G)
-    q = self.q_downsample(q)
-    h, w = q.shape[2:]
-    q = q.permute(0, 2, 3, 1).reshape(b * h * w, 1, D)
-
-    def by_region(t):
-      t = t.reshape(b, h, k, w, k, D).permute(0, 1, 3, 2, 4, 5)
-      return t.reshape(b * h * w, k * k, D)
-
-    out = self.clip_attn(q, by_region(self.k_proj(multi)), by_region(self.v_proj(multi)))[0]
-    return out.reshape(b, h * w, D)
-
-
-def _randomize(module, seed):
-  """Random weights everywhere, biases and LayerNorm affine included (torch zeros some)."""
-  generator = torch.Generator().manual_seed(seed)
-  with torch.no_grad():
-    for name, p in module.named_parameters():
-      noise = torch.randn(p.shape, generator=generator)
-      if p.ndim > 1:
-        p.copy_(noise / math.sqrt(p[0].numel()))
-      elif name.endswith("weight"):  # LayerNorm scale
-        p.copy_(1 + 0.2 * noise)
-      else:
-        p.copy_(0.2 * noise)
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +24,8 @@ def inputs():
 
 
 def _checkpoint(budget):
-  reference = TorchQueCC(G // math.isqrt(budget)).eval()
-  _randomize(reference, seed=budget)
+  reference = TorchQueCC(D, LAYERS * D, D_TEXT, G, G // math.isqrt(budget), HEADS).eval()
+  randomize(reference, seed=budget)
   state = {PREFIX + n: t.numpy() for n, t in reference.state_dict().items()}
   return reference, state
 

@@ -55,3 +55,20 @@ def projector_rules(first="linear_1", second="linear_2"):
           **_dense(("linear_2",), second, bias_kind="copy")}
 
 __all__ = ["llm_rules", "lm_head_rules", "vision_rules", "projector_rules", "prefixed"]
+
+
+def quecc_rules():
+  """The paper's QueCC (names relative to `mm_projector.0.`; index 1 of a stack is its GELU)."""
+  rules = {**_dense(("text_projection",), "text_projection.0", bias_kind="copy"),
+           **_layer_norm(("text_norm",), "text_projection.1"),
+           ("q_downsample", "kernel"): ("q_downsample.weight", "depthwise_conv"),
+           ("q_downsample", "bias"): ("q_downsample.bias", "copy")}
+  for stack in ("q_proj", "k_proj", "v_proj"):
+    rules.update(_dense((stack, "dense_in"), f"{stack}.0", bias_kind="copy"))
+    rules.update(_dense((stack, "dense_out"), f"{stack}.2", bias_kind="copy"))
+    rules.update(_layer_norm((stack, "norm"), f"{stack}.3"))
+  for i, part in enumerate(("query", "key", "value")):
+    rules[("region_attention", part, "kernel")] = ("clip_attn.in_proj_weight", "linear", (i, 3))
+    rules[("region_attention", part, "bias")] = ("clip_attn.in_proj_bias", "reshape", (i, 3))
+  rules.update(_dense(("region_attention", "out"), "clip_attn.out_proj", "linear_from_heads"))
+  return rules

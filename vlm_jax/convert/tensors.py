@@ -14,22 +14,15 @@ class TensorReader:
   """Name -> float32 numpy array, read lazily, one tensor at a time."""
 
   def __init__(self, folder):
-    self.folder = folder
-    self._files = {}  # tensor name -> file
-    index = os.path.join(folder, "model.safetensors.index.json")
-    if os.path.exists(index):
-      with open(index) as f:
-        weight_map = json.load(f)["weight_map"]
-      self._files = {n: os.path.join(folder, f) for n, f in weight_map.items()}
-    else:
-      for path in sorted(glob.glob(os.path.join(folder, "*.safetensors"))):
-        self._files.update({n: path for n in _safetensors_names(path)})
-      for path in sorted(glob.glob(os.path.join(folder, "*.bin"))):
-        self._files.update({n: path for n in _torch_load(path)})
-    if not self._files:
-      raise FileNotFoundError(f"no *.safetensors or *.bin weights in {folder}")
+    self.folder = str(folder)
+    self._files = _weight_files(folder)  # tensor name -> file
     self._open = {}
     self.used = set()
+
+  def add_fallback(self, folder):
+    """Also reads the tensors of `folder` that the first folder does not hold."""
+    self._files = {**_weight_files(folder), **self._files}
+    self.folder += f" (and {folder})"
 
   def names(self):
     return set(self._files)
@@ -50,6 +43,22 @@ class TensorReader:
 
   def unused(self):
     return sorted(self.names() - self.used)
+
+
+def _weight_files(folder):
+  """{tensor name: file} for a folder of safetensors (index-aware) or PyTorch .bin files."""
+  index = os.path.join(folder, "model.safetensors.index.json")
+  if os.path.exists(index):
+    with open(index) as f:
+      return {n: os.path.join(folder, f) for n, f in json.load(f)["weight_map"].items()}
+  files = {}
+  for path in sorted(glob.glob(os.path.join(folder, "*.safetensors"))):
+    files.update({n: path for n in _safetensors_names(path)})
+  for path in sorted(glob.glob(os.path.join(folder, "*.bin"))):
+    files.update({n: path for n in _torch_load(path)})
+  if not files:
+    raise FileNotFoundError(f"no *.safetensors or *.bin weights in {folder}")
+  return files
 
 
 def _safetensors_names(path):
