@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "convert": "convert",
     "fit": "fit",
+    "flops": "flops",
     "plan": "plan",
 }
 

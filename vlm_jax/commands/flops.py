@@ -1,0 +1,24 @@
+"""Print the inference FLOPs of VLM configurations by part, beside the paper's 2·N·(Q + V)."""
+import json
+
+
+def add_arguments(parser):
+  parser.add_argument("--model", action="append", required=True,
+                      help="a vlm preset spec (repeatable), e.g. "
+                      "vlm:llm=qwen1_5_7b,vision=clip_vit_l_14_336,compressor=quecc,budget=16")
+  parser.add_argument("--text-tokens", type=int, required=True, metavar="Q",
+                      help="text tokens per query")
+  parser.add_argument("--visual-tokens",
+                      help="comma-separated square token budgets (default: each model's own)")
+  parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+
+
+def run(args):
+  from vlm_jax import flops
+
+  budgets = (None,)
+  if args.visual_tokens:
+    budgets = tuple(int(v) for v in args.visual_tokens.split(","))
+  rows = flops.table(args.model, args.text_tokens, budgets)
+  print(json.dumps(rows) if args.json else flops.format_table(rows))
+  return 0
