@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 install: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,tfds]'
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 -q tests

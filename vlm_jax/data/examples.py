@@ -60,8 +60,6 @@ class ExampleBuilder:
     rounds = records_lib.conversation_rounds(conversations)
     if self.for_generation:
       answer = records_lib.reference_answer(record)
-      if answer is None:
-        return skip("skipped_no_answer", "no reference answer")
       ids, labels = self.encode(self.template.generation_prompt(rounds[0][0]))
       truncated = False
     else:

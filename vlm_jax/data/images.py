@@ -7,6 +7,7 @@
   the tower's mean colour (int(mean × 255)), the original centered.
 """
 import dataclasses
+import io
 
 import numpy as np
 from PIL import Image
@@ -81,7 +82,7 @@ def _center_crop(image, size):
 
 
 def load_image(image):
-  """A file path or a uint8 array (H, W[, C]) -> RGB PIL image.
+  """A file path, encoded bytes or a uint8 array (H, W[, C]) -> RGB PIL image.
 
   Raises FileNotFoundError for a missing file, BadImageError for one that
   cannot be decoded.
@@ -90,7 +91,7 @@ def load_image(image):
     return Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image
                            ).convert("RGB")
   try:
-    with Image.open(image) as opened:
+    with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as opened:
       return opened.convert("RGB")
   except FileNotFoundError:
     raise

@@ -33,19 +33,21 @@ def make_dataset(config, *, shard_index=0, shard_count=1):
   return _make_loader(config, shard_index, shard_count, for_generation=False)
 
 
-def make_eval_examples(config, *, shard_index=0, shard_count=1):
+def make_eval_examples(config, *, shard_index=0, shard_count=1, records=None):
   """Evaluation batches in record order: a Loader over one pass of the split.
 
   Each batch: input_ids, attention_mask (B, T) int32 (the prompt up to the
   assistant's turn, left-padded), pixels, question_ids, question_mask,
   question_id and answer (lists of B strings), valid (B,) bool (False on the
   rows that fill up the last batch). Prompts are not truncated: one longer
-  than every bucket pads to a multiple of the largest.
+  than every bucket pads to a multiple of the largest. `records` (a sequence of
+  records, e.g. a benchmark's questions) replaces config.source; a record
+  without a reference answer has answer None.
   """
-  return _make_loader(config, shard_index, shard_count, for_generation=True)
+  return _make_loader(config, shard_index, shard_count, for_generation=True, records=records)
 
 
-def _make_loader(config, shard_index, shard_count, *, for_generation):
+def _make_loader(config, shard_index, shard_count, *, for_generation, records=None):
   config = config_lib.resolve(config)
   if not 0 <= shard_index < shard_count:
     raise ValueError(f"shard_index={shard_index} must lie in [0, shard_count={shard_count})")
@@ -53,7 +55,7 @@ def _make_loader(config, shard_index, shard_count, *, for_generation):
   if 0 <= config.image_token_id < len(tokenizer):
     raise ValueError(f"data.image_token_id={config.image_token_id} is a real token id of the "
                      f"vocabulary (size {len(tokenizer)}); use a negative placeholder such as -200")
-  records = load_records(config)
+  records = load_records(config) if records is None else records
   dataset = grain.MapDataset.source(records)[shard_index::shard_count]
   shard_size = len(dataset)
   if shard_size == 0:

@@ -1,4 +1,5 @@
 """One module per benchmark; importing this package registers them all in BENCHMARKS."""
+from vlm_jax.evaluate.benchmarks import builtin  # noqa: F401
 from vlm_jax.evaluate.benchmarks import gqa  # noqa: F401
 from vlm_jax.evaluate.benchmarks import mmbench  # noqa: F401
 from vlm_jax.evaluate.benchmarks import mme  # noqa: F401

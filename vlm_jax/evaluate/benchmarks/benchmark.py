@@ -39,7 +39,7 @@ class Benchmark:
 
   def read(self, root=None, **paths):
     """Reads the benchmark from root's LLaVA layout; keyword paths override it."""
-    if root is None and not paths:
+    if root is None and not paths and self.layout:
       raise ValueError(f"{self.name}: give the benchmark folder or the paths "
                        f"{', '.join(self.layout)}")
     arguments = {}

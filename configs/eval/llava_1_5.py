@@ -1,0 +1,24 @@
+"""The paper's benchmarks in the LLaVA-1.5 evaluation layout: `llava_1_5.py:root=playground/data/eval`.
+
+Each benchmark is read from ROOT/<name> (see each reader's `layout`).
+"""
+import os
+
+import ml_collections
+
+from vlm_jax.configs import parse_arg
+
+FOLDERS = {"gqa": "gqa", "mmbench": "mmbench", "mme": "MME", "pope": "pope",
+           "scienceqa_img": "scienceqa", "seed": "seed_bench", "vizwiz": "vizwiz",
+           "vqav2": "vqav2", "textvqa": "textvqa"}
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, root="playground/data/eval", benchmarks="+".join(FOLDERS),
+                  tokenizer="", template="chatml", batch_size=16)
+  names = arg.benchmarks.split("+")
+  return ml_collections.ConfigDict(dict(
+      benchmarks=names,
+      benchmark_args={n: dict(root=os.path.join(arg.root, FOLDERS[n])) for n in names},
+      data=dict(tokenizer=arg.tokenizer or "builtin", template=arg.template,
+                batch_size=arg.batch_size, bucket_lengths=(64, 128, 256, 512, 1024, 2048))))
