@@ -41,12 +41,12 @@ def _json(path, obj):
 
 
 def test_registry_ties_reader_scorer_prompt_and_length():
-  assert BENCHMARKS.names() == ["gqa", "mmbench", "mme", "pope", "scienceqa_img", "seed",
-                                "textvqa", "vizwiz", "vqav2"]
+  assert BENCHMARKS.names() == ["counting", "easy_vqa", "gqa", "mmbench", "mme", "ocr", "pope",
+                                "scienceqa_img", "seed", "spatial", "textvqa", "vizwiz", "vqav2"]
   lengths = {name: BENCHMARKS.get(name).max_new_tokens for name in BENCHMARKS.names()}
-  assert lengths == {"gqa": 128, "mmbench": 1024, "mme": 128, "pope": 128,
-                     "scienceqa_img": 1024, "seed": 128, "textvqa": 128, "vizwiz": 128,
-                     "vqav2": 128}
+  assert lengths == {"counting": 8, "easy_vqa": 8, "gqa": 128, "mmbench": 1024, "mme": 128,
+                     "ocr": 8, "pope": 128, "scienceqa_img": 1024, "seed": 128, "spatial": 8,
+                     "textvqa": 128, "vizwiz": 128, "vqav2": 128}
   assert BENCHMARKS.get("vizwiz").prompt_style == "short_answer_unanswerable"
   assert BENCHMARKS.get("textvqa").scorer == "vqa"
 
@@ -353,3 +353,15 @@ def test_vqav2_and_vizwiz_submissions(tmp_path):
   with open(vizwiz) as f:
     assert json.load(f) == [{"image": "VizWiz_1.jpg", "answer": "unanswerable"},
                             {"image": "VizWiz_2.jpg", "answer": "soup"}]
+
+
+def test_builtin_benchmark_scores_its_own_answers():
+  data = BENCHMARKS.get("easy_vqa").read(num_examples=25)
+  assert len(data.examples) == 25 and not data.missing_images
+  first = data.examples[0]
+  assert first["prompt"] and "<image>" not in first["prompt"]
+  truth = dict(data.annotations)
+  result = BENCHMARKS.get("easy_vqa").score(truth, data)
+  assert result["accuracy"] == 1.0 and result["n_scored"] == 25
+  wrong = dict(truth, **{first["question_id"]: "not an answer"})
+  assert BENCHMARKS.get("easy_vqa").score(wrong, data)["accuracy"] == 24 / 25
