@@ -43,7 +43,7 @@ def dummy_inputs(config, batch=1, text_length=8):
 
 def init(config, rng):
   """Boxed params (flax LogicallyPartitioned leaves) of a freshly initialized model."""
-  return build(config).init(rng, **dummy_inputs(config))["params"]
+  return jax.jit(build(config).init)(rng, **dummy_inputs(config))["params"]
 
 
 def abstract_params(config):
