@@ -30,7 +30,9 @@ setup(
     extras_require={
         "test": ["pytest", "pytest-xdist", "torch==2.13.0"],
         "tfds": ["tensorflow-datasets"],
-        "tpu": ["libtpu==0.0.42.*"],
+        # gs:// workdirs: gcsfs for etils.epath (orbax, config.json), google-cloud-storage
+        # for tensorboardX event files
+        "tpu": ["libtpu==0.0.42.*", "gcsfs", "google-cloud-storage"],
     },
     entry_points={"console_scripts": ["vlm-jax=vlm_jax.cli:main"]},
 )

@@ -12,6 +12,7 @@ COMMANDS = {
     "fit": "fit",
     "flops": "flops",
     "plan": "plan",
+    "train": "train",
 }
 
 

@@ -1,0 +1,38 @@
+"""Tiny VLMs on the built-in data, for a CPU: `tiny.py:size=s,budget=16,task=easy_vqa`.
+
+size: the tiny_llm size (xs | s | m | l); budget: visual tokens V, a square up
+to the tiny tower's 8x8 grid (64: all of them, as `compressor=identity` needs);
+compressor: quecc | avgpool | tokenpacker | resampler | identity; task:
+easy_vqa or a procedural task (counting | spatial | ocr); stage: `all` (every
+part trained from scratch, the default), 1 (compressor and projector only) or 2
+(and the LLM); steps, batch (global), lr, seed.
+"""
+from vlm_jax import train
+from vlm_jax.configs import parse_arg, preset
+
+STAGE_GROUPS = {
+    "all": ("vision", "compressor", "projector", "llm"),
+    "1": ("compressor", "projector"),
+    "2": ("compressor", "projector", "llm"),
+}
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, size="s", budget=16, compressor="quecc", task="easy_vqa", stage="all",
+                  steps=1000, batch=32, lr=1e-3, seed=0)
+  if arg.stage not in STAGE_GROUPS:
+    raise ValueError(f"stage must be one of {sorted(STAGE_GROUPS)}, got {arg.stage!r}")
+  config = train.default_config()
+  config.model = preset(f"vlm:llm=tiny_llm:size={arg.size},vision=tiny_vision,"
+                        f"compressor={arg.compressor},budget={arg.budget}")
+  vision = config.model.vision
+  source = "easy_vqa" if arg.task == "easy_vqa" else "procedural"
+  config.data.update(source=source, task=None if source == "easy_vqa" else arg.task,
+                     image_size=vision.image_size, image_preprocess=vision.family,
+                     template="chatml", max_length=64, bucket_lengths=(16, 32, 64),
+                     seed=arg.seed)
+  config.update(seed=arg.seed, batch_size=arg.batch, total_steps=arg.steps, log_every=50)
+  config.optim.learning_rates.update(
+      {g: arg.lr if g in STAGE_GROUPS[arg.stage] else 0.0 for g in train.PARAM_GROUPS})
+  config.checkpoint.update(every=500, keep=2)
+  return config

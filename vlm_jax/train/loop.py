@@ -1,0 +1,180 @@
+"""`train(config, workdir)`: the training loop, from scratch or from the latest checkpoint.
+
+workdir (local or gs://) holds config.json (the resolved config, model
+architecture as trained), checkpoints/<step>/ and tensorboard/ event files.
+Every process runs the same loop on its own shard of the data; process 0 logs.
+"""
+import collections
+import logging
+import time
+
+import jax
+import numpy as np
+from etils import epath
+from jax.experimental import multihost_utils
+
+from vlm_jax import data, models, sharding
+from vlm_jax.train import batches, optimizer, pretrained
+from vlm_jax.train import config as config_lib
+from vlm_jax.train import metrics as metrics_lib
+from vlm_jax.train import state as state_lib
+from vlm_jax.train.checkpointing import Checkpointer
+from vlm_jax.train.step import jit_train_step, make_train_step
+
+log = logging.getLogger(__name__)
+
+TrainResult = collections.namedtuple("TrainResult", "state history")
+
+
+def train(config, workdir, *, dataset=None, until_step=None):
+  """Trains as `config` says in `workdir`, resuming from its latest checkpoint if any.
+
+  dataset: (data_config, shard_index=, shard_count=) -> an iterable of host batches
+    whose iterators have get_state(), set_state(state) and `counters` (default:
+    vlm_jax.data.make_dataset; with config.total_steps unset it needs `num_records`).
+  until_step: stop after this step and checkpoint there (default: the last step);
+    the schedule still spans all the steps.
+  Returns TrainResult(state, history): the final TrainState, and for every step
+  trained in this call a dict of floats (`step`, `loss`, `grad_norm`, `lr/<group>`...;
+  at logging steps also the data counters `data/<name>` and rates `perf/...`).
+  """
+  config = config_lib.resolve(config)
+  workdir = epath.Path(workdir)
+  model_config = pretrained.model_config(config)
+  data_config = _data_config(config, model_config)
+  loader = (dataset or data.make_dataset)(
+      data_config, shard_index=jax.process_index(), shard_count=jax.process_count())
+  total_steps = config.total_steps or _steps_for_epochs(config, loader, data_config.batch_size)
+  stop = total_steps if until_step is None else min(until_step, total_steps)
+  mesh = _make_mesh(config.mesh)
+  _check_batch_fits(config, mesh)
+  model = models.build(model_config)
+
+  boxed = models.abstract_params(model_config)
+  tx, schedules = optimizer.make(config.optim, state_lib.unbox_shapes(boxed), total_steps)
+  shardings = state_lib.shardings(boxed, tx, mesh)
+  options = dict(config.compiler_options) or None
+  log.info("%s: %s params, training %s for %d steps of %d examples on mesh %s", workdir,
+           f"{sum(x.size for x in jax.tree.leaves(state_lib.unbox_shapes(boxed))):,}",
+           ", ".join(schedules), total_steps, config.batch_size, dict(mesh.shape))
+  with sharding.activate(mesh):
+    checkpointer = Checkpointer(workdir / pretrained.RUN_CHECKPOINTS, **config.checkpoint)
+    try:
+      iterator = iter(loader)
+      if checkpointer.latest_step() is not None:
+        state, data_state = checkpointer.restore(state_lib.abstract(boxed, tx, shardings))
+        iterator.set_state(data_state)
+        log.info("resuming %s at step %d", workdir, checkpointer.latest_step())
+      else:
+        init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+        params = state_lib.init_params(model_config, init_rng, shardings.params, options)
+        params = pretrained.load(config, params, shardings.params)
+        state = state_lib.create(params, tx, train_rng, shardings, options)
+      if metrics_lib.is_logging_process():
+        workdir.mkdir(parents=True, exist_ok=True)
+        resolved = config.copy_and_resolve_references()
+        resolved.model = model_config
+        (workdir / pretrained.RUN_CONFIG).write_text(resolved.to_json(indent=2))
+      step_fn = jit_train_step(
+          make_train_step(model, tx, schedules, microbatches=config.microbatches,
+                          image_token_id=model_config.image_token_id,
+                          param_shardings=shardings.params),
+          shardings, mesh, options)
+      writer = metrics_lib.MetricWriter(
+          workdir / "tensorboard", total_steps=total_steps,
+          initial_step=int(jax.device_get(state.step)), enabled=metrics_lib.is_logging_process())
+      try:
+        state, history = _run_steps(
+            step_fn, state, iterator, mesh, checkpointer, writer, stop=stop,
+            log_every=config.log_every, cost=metrics_lib.StepCost(config, model_config, mesh))
+      finally:
+        writer.close()
+    finally:
+      checkpointer.close()
+  return TrainResult(state, history)
+
+
+def _run_steps(step_fn, state, iterator, mesh, checkpointer, writer, *, stop, log_every, cost):
+  """Steps from state.step to `stop`; checkpoints and logs on the way. -> (state, history)."""
+  history, pending = [], []
+  interval_start, timed = time.perf_counter(), False
+  for step in range(int(jax.device_get(state.step)) + 1, stop + 1):
+    try:
+      host_batch = next(iterator)
+    except StopIteration:
+      raise RuntimeError(f"the data ran out before step {step}: lower total_steps or leave "
+                         f"data.num_epochs unset (repeat)") from None
+    state, step_metrics = step_fn(state, batches.global_batch(host_batch, mesh))
+    pending.append((step, step_metrics))
+    if step == stop or checkpointer.should_save(step):
+      checkpointer.save(step, state, iterator.get_state())
+    if step % log_every and step != stop:
+      continue
+    logged = [{"step": s, **{k: float(v) for k, v in m.items()}}
+              for s, m in jax.device_get(pending)]
+    now = time.perf_counter()
+    logged[-1].update(_data_counters(iterator))
+    if timed:  # the first interval of a call includes compilation
+      logged[-1].update(cost.rates(logged, now - interval_start))
+    for scalars in logged:
+      writer.write(scalars["step"], scalars)
+    writer.report(step, {k: v for k, v in logged[-1].items() if k != "step"})
+    history.extend(logged)
+    pending, interval_start, timed = [], now, True
+  return state, history
+
+
+def _data_config(config, model_config):
+  """config.data with this host's batch size; checks it matches the model."""
+  data_config = config.data.copy_and_resolve_references()
+  if config.batch_size % jax.process_count():
+    raise ValueError(f"batch_size={config.batch_size} does not split over "
+                     f"{jax.process_count()} processes")
+  data_config.batch_size = config.batch_size // jax.process_count()
+  vision = model_config.vision
+  checks = {"image_size": vision.image_size, "image_preprocess": vision.family,
+            "image_token_id": model_config.image_token_id}
+  wrong = {k: (data_config[k], v) for k, v in checks.items() if data_config[k] != v}
+  if wrong:
+    raise ValueError("data config does not match the model: " + ", ".join(
+        f"data.{k}={have!r} but the model needs {want!r}" for k, (have, want) in wrong.items()))
+  return data_config
+
+
+def _steps_for_epochs(config, loader, host_batch_size):
+  if not hasattr(loader, "num_records"):
+    raise ValueError("set total_steps: the dataset does not tell its size (num_records)")
+  records = loader.num_records
+  if jax.process_count() > 1:  # shards differ by a record at most: the smallest sets the pace
+    records = int(np.min(multihost_utils.process_allgather(np.array(records))))
+  steps = int(config.num_epochs * records) // host_batch_size
+  if steps < 1:
+    raise ValueError(f"{config.num_epochs} epochs of {records} records per host make no "
+                     f"batch of {host_batch_size}")
+  return steps
+
+
+def _make_mesh(mesh_config):
+  devices = jax.devices()
+  if mesh_config.num_devices is not None:
+    if jax.process_count() > 1:
+      raise ValueError("mesh.num_devices is for one process; a multi-host run uses every device")
+    devices = devices[:mesh_config.num_devices]
+  return sharding.make_mesh(mesh_config.data, mesh_config.fsdp, mesh_config.tensor, devices)
+
+
+def _check_batch_fits(config, mesh):
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  rows = config.batch_size // config.microbatches
+  if rows % shards:
+    raise ValueError(f"a (micro)batch of {rows} rows does not split over the {shards} "
+                     f"batch shards (data x fsdp) of the mesh {dict(mesh.shape)}")
+
+
+def _data_counters(iterator):
+  """The data pipeline's skip counters, summed over the processes, as `data/<name>`."""
+  counters = dict(sorted(getattr(iterator, "counters", {}).items()))
+  values = np.array(list(counters.values()), np.int64)
+  if jax.process_count() > 1 and counters:
+    values = np.sum(multihost_utils.process_allgather(values), axis=0)
+  return {f"data/{name}": float(v) for name, v in zip(counters, values)}

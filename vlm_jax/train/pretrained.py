@@ -1,0 +1,145 @@
+"""Starting points: a finished run or converted model checkpoints.
+
+`init_from`: a training workdir (its latest checkpoint, e.g. stage 1 for stage
+2) or a converted `vlm` checkpoint; `init_llm_from` / `init_vision_from`: a
+converted `llm` / `vision` checkpoint (`vlm-jax convert`). A checkpoint's own
+architecture wins over the config's preset; the config keeps its compute dtype
+and remat policy.
+"""
+import json
+import logging
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from etils import epath
+from jax.sharding import SingleDeviceSharding
+
+from vlm_jax import checkpoints, models
+from vlm_jax.train import state as state_lib
+from vlm_jax.train.checkpointing import Checkpointer
+
+log = logging.getLogger(__name__)
+
+RUN_CONFIG = "config.json"  # the training config, in a training workdir
+RUN_CHECKPOINTS = "checkpoints"
+KEPT_FROM_CONFIG = ("dtype", "remat")  # compute choices, not architecture
+
+
+def is_training_run(path):
+  return (epath.Path(path) / RUN_CHECKPOINTS).exists()
+
+
+def model_config(config):
+  """config.model with the architecture of the checkpoints config.init_* name."""
+  model = ml_collections.ConfigDict(config.model.to_dict())
+  if config.init_from:
+    if is_training_run(config.init_from):
+      source = read_run_config(config.init_from).model
+    else:
+      source = _converted_config(config.init_from, "vlm")
+    model = _adopt(model, source, config.init_from, must_match=("compressor.", "projector."))
+  for group, path in (("llm", config.init_llm_from), ("vision", config.init_vision_from)):
+    if path:
+      model[group] = _adopt(model[group], _converted_config(path, group)[group], path)
+  return model
+
+
+def load(config, params, param_shardings):
+  """`params` with the groups config.init_* name replaced, placed by `param_shardings`."""
+  if config.init_from:
+    if is_training_run(config.init_from):
+      params = _restore_run_params(config.init_from, _placed(params, param_shardings))
+    else:
+      params = _load_converted(config.init_from, params, param_shardings)
+  for group, path in (("llm", config.init_llm_from), ("vision", config.init_vision_from)):
+    if path:
+      params = {**params, group: _load_converted(path, params[group], param_shardings[group])}
+  return params
+
+
+def load_run(workdir, step=None, param_shardings=None):
+  """(model config, float32 params) of a training run's checkpoint at `step` (default:
+  the latest), placed by `param_shardings` (default: on the first device)."""
+  model = read_run_config(workdir).model
+  shapes = state_lib.unbox_shapes(models.abstract_params(model))
+  if param_shardings is None:
+    param_shardings = jax.tree.map(lambda _: SingleDeviceSharding(jax.devices()[0]), shapes)
+  return model, _restore_run_params(workdir, _placed(shapes, param_shardings), step)
+
+
+def read_run_config(workdir):
+  return ml_collections.ConfigDict(json.loads((epath.Path(workdir) / RUN_CONFIG).read_text()))
+
+
+def _placed(shapes, shardings):
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes,
+                      shardings)
+
+
+def _restore_run_params(workdir, abstract_params, step=None):
+  checkpointer = Checkpointer(epath.Path(workdir) / RUN_CHECKPOINTS, every=1, keep=None,
+                              read_only=True)
+  try:
+    if checkpointer.latest_step() is None:
+      raise FileNotFoundError(f"{workdir} holds no checkpoint")
+    return checkpointer.restore_params(abstract_params, step)
+  finally:
+    checkpointer.close()
+
+
+def _converted_config(path, kind):
+  config = checkpoints.load_config(path)
+  if config.kind != kind:
+    raise ValueError(f"{path} is a {config.kind!r} checkpoint, expected {kind!r}")
+  return config
+
+
+def _adopt(ours, theirs, path, must_match=()):
+  """`theirs` with our KEPT_FROM_CONFIG fields (at any depth).
+
+  Differences are logged, or raise for keys starting with a `must_match` prefix.
+  """
+  adopted = ml_collections.ConfigDict(json.loads(theirs.to_json()))
+  for key, value in _flatten(ours).items():
+    if key.split(".")[-1] in KEPT_FROM_CONFIG:
+      _set(adopted, key, value)
+  ours_flat, theirs_flat = _flatten(ours), _flatten(adopted)
+  differing = [k for k in sorted(set(ours_flat) | set(theirs_flat))
+               if ours_flat.get(k) != theirs_flat.get(k)]
+  mismatched = [k for k in differing if k.startswith(must_match)]
+  if mismatched:
+    raise ValueError(f"{path} holds a model with a different " + ", ".join(
+        f"{k}={theirs_flat.get(k)!r} (config: {ours_flat.get(k)!r})" for k in mismatched))
+  for key in differing:
+    log.warning("%s: %s = %r from the checkpoint (config said %r)", path, key,
+                theirs_flat.get(key), ours_flat.get(key))
+  return adopted
+
+
+def _flatten(config, prefix=""):
+  out = {}
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      out.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      out[prefix + key] = list(value) if isinstance(value, tuple) else value
+  return out
+
+
+def _set(config, dotted, value):
+  *parents, name = dotted.split(".")
+  for parent in parents:
+    config = config[parent]
+  config[name] = value
+
+
+def _load_converted(path, expected, shardings):
+  """The params of converted checkpoint `path` (checkpoints.save's layout), restored
+  straight into the shapes of `expected` and placed by `shardings`."""
+  target = _placed(expected, shardings)
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      return checkpointer.restore(epath.Path(path).absolute() / "params", target)
+  except (ValueError, KeyError) as error:
+    raise ValueError(f"the params in {path} do not fit the model: {error}") from error

@@ -1,0 +1,90 @@
+"""One training step: gradients (over microbatches), clipping, AdamW per group.
+
+Gradient accumulation is a `lax.scan` over microbatches inside the one jitted
+step, so only one microbatch's activations are alive at a time, and the loss
+stays the mean over all the batch's answer tokens: each microbatch adds its
+summed loss and token count, and the summed gradients are divided by the total
+count once, at the end. Only the trained groups are differentiated; frozen
+groups pass through unchanged.
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from vlm_jax import sharding
+from vlm_jax.train import loss
+from vlm_jax.train.state import TrainState
+
+BATCH_NDIMS = {"input_ids": 2, "labels": 2, "attention_mask": 2, "pixels": 4,
+               "question_ids": 2, "question_mask": 2}
+
+
+def split_microbatches(batch, n):
+  """(B, ...) arrays -> (n, B/n, ...); microbatch j holds rows j, j+n, ...
+
+  Interleaved rows keep every microbatch spread over all the batch shards.
+  """
+  def split(x):
+    x = x.reshape(x.shape[0] // n, n, *x.shape[1:]).swapaxes(0, 1)
+    return nn.with_logical_constraint(x, (None, "act_batch") + (None,) * (x.ndim - 2))
+  return jax.tree.map(split, batch)
+
+
+def make_train_step(model, tx, schedules, *, microbatches, image_token_id,
+                    param_shardings=None):
+  """-> step(state, batch) -> (state, metrics); trains the groups in `schedules`.
+
+  batch: the BATCH_NDIMS arrays with a leading (global) batch axis.
+  param_shardings: where gradients live (as the params), when on a mesh.
+  """
+  trained = tuple(schedules)
+
+  def constrain(grads):
+    if param_shardings is None:
+      return grads
+    return jax.lax.with_sharding_constraint(grads, {g: param_shardings[g] for g in trained})
+
+  def gradients(trained_params, frozen_params, batch, rng):
+    def loss_sum(params):
+      return loss.vlm_loss(model, {**frozen_params, **params}, batch, image_token_id, rng)
+    (total, count), grads = jax.value_and_grad(loss_sum, has_aux=True)(trained_params)
+    return constrain(grads), total, count
+
+  def step(state, batch):
+    rng, step_rng = jax.random.split(state.rng)
+    trained_params = {g: state.params[g] for g in trained}
+    frozen_params = {g: p for g, p in state.params.items() if g not in trained}
+    if microbatches == 1:
+      grads, total, count = gradients(trained_params, frozen_params, batch, step_rng)
+    else:
+      def accumulate(sums, inputs):
+        micro, index = inputs
+        out = gradients(trained_params, frozen_params, micro, jax.random.fold_in(step_rng, index))
+        return jax.tree.map(jnp.add, sums, out), None
+      zeros = (constrain(jax.tree.map(jnp.zeros_like, trained_params)),
+               jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+      (grads, total, count), _ = jax.lax.scan(
+          accumulate, zeros, (split_microbatches(batch, microbatches), jnp.arange(microbatches)))
+    denominator = jnp.maximum(count, 1)
+    grads = jax.tree.map(lambda g: g / denominator, grads)
+    frozen_grads = jax.tree.map(jnp.zeros_like, frozen_params)  # set_to_zero ignores them
+    updates, opt_state = tx.update({**grads, **frozen_grads}, state.opt_state, state.params)
+    params = {**frozen_params,
+              **optax.apply_updates(trained_params, {g: updates[g] for g in trained})}
+    metrics = {"loss": total / denominator, "grad_norm": optax.tree.norm(grads),
+               "answer_tokens": count, "text_tokens": jnp.sum(batch["attention_mask"]),
+               "question_tokens": jnp.sum(batch["question_mask"]),
+               **{f"lr/{g}": schedules[g](state.step) for g in trained}}
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state, rng=rng), metrics
+
+  return step
+
+
+def jit_train_step(step, state_shardings, mesh, compiler_options=None):
+  """`step` jitted on `mesh`: state as `state_shardings` (donated), batch over data+fsdp."""
+  batch_shardings = {k: sharding.batch_sharding(mesh, n) for k, n in BATCH_NDIMS.items()}
+  return jax.jit(step, in_shardings=(state_shardings, batch_shardings),
+                 out_shardings=(state_shardings, NamedSharding(mesh, PartitionSpec())),
+                 donate_argnums=0, compiler_options=compiler_options)
