@@ -28,6 +28,8 @@ def parse_args(argv):
   parser.add_argument("--new-tokens", type=int, default=64, help="N tokens generated")
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--torch-threads", type=int,
+                      help="torch's CPU threads (default: torch's own choice)")
   parser.add_argument("--out", help="write the numbers here as JSON")
   return parser.parse_args(argv)
 
@@ -42,9 +44,9 @@ def visual_tokens(config):
   return h * w
 
 
-def torch_model(config):
+def torch_model(config, threads=None):
   """-> (the same architecture in `transformers`, random weights, in the compute dtype, on
-  CUDA when available; None) or (None, why there is none)."""
+  CUDA when available; None) or (None, why there is none). threads: torch's CPU threads."""
   if config.kind == "vlm" and config.compressor.name != "identity":
     return None, (f"no transformers equivalent of a VLM with compressor "
                   f"{config.compressor.name!r}: only ours is timed")
@@ -53,6 +55,8 @@ def torch_model(config):
 
   from vlm_jax.convert import hf_config
 
+  if threads is not None:
+    torch.set_num_threads(threads)
   hf = hf_config.to_hf(config)
   if config.kind == "vlm":
     hf.image_token_id = config.llm.vocab_size - 1  # ours is -200, outside any vocabulary
@@ -187,7 +191,7 @@ def main(argv=None):
 
   config = common.model_config(args.model, args.dtype)
   params = common.random_params(config)
-  model, no_comparison = torch_model(config)
+  model, no_comparison = torch_model(config, args.torch_threads)
   generator = Generator(config, max_new_tokens=args.new_tokens, eos_id=None,
                         prompt_buckets=None)
   rows = [measure(generator, params, model, config, b, args) for b in batches]
