@@ -42,6 +42,20 @@ def single_device(single_device_run):
   return losses(single_device_run[1])
 
 
+def event_scalars(logdir, tag):
+  """{step: value} of `tag` in the TensorBoard event files (TFRecords) under `logdir`."""
+  from tensorboardX.proto import event_pb2
+  values = {}
+  for path in sorted(logdir.glob("events.out.tfevents.*")):
+    data, at = path.read_bytes(), 0
+    while at < len(data):  # record: length (8 bytes), crc (4), event, crc (4)
+      length = int.from_bytes(data[at:at + 8], "little")
+      event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+      at += 16 + length
+      values.update({event.step: v.simple_value for v in event.summary.value if v.tag == tag})
+  return values
+
+
 def assert_trees_equal(a, b):
   assert jax.tree.structure(a) == jax.tree.structure(b)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
@@ -60,7 +74,9 @@ def test_resumed_run_repeats_the_uninterrupted_one(single_device, tmp_path):
   assert second.history[-1]["data/truncated"] == STEPS  # the data counters resumed too
   np.testing.assert_allclose(losses(first) + losses(second), single_device, atol=1e-6, rtol=0)
   assert sorted(os.listdir(tmp_path / "checkpoints")) == [str(HALF), str(STEPS)]
-  assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+  logged = event_scalars(tmp_path / "tensorboard", "loss")
+  np.testing.assert_allclose([logged[step] for step in range(1, STEPS + 1)], single_device,
+                             rtol=1e-6)
   saved = json.loads((tmp_path / "config.json").read_text())
   assert saved["model"] == json.loads(train_config().model.to_json())
 

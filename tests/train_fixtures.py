@@ -7,7 +7,9 @@ learnable from the image alone.
 """
 import os
 
+import jax
 import numpy as np
+from jax.experimental.compilation_cache import compilation_cache
 
 from vlm_jax import configs, train
 
@@ -17,10 +19,10 @@ QUESTION_LENGTH = 4
 ANSWER_LENGTH = 3
 
 
-def model_config(compressor="quecc", budget=4):
-  """tiny_llm xs with a 2-layer 32 px tower (a 4x4 grid)."""
-  budget_arg = f",budget={budget}" if compressor != "identity" else ",budget=16"
-  config = configs.preset(f"vlm:llm=tiny_llm:size=xs,compressor={compressor}{budget_arg}")
+def model_config(compressor="quecc"):
+  """tiny_llm xs with a 2-layer 32 px tower (a 4x4 grid), 4 visual tokens (identity: 16)."""
+  budget = 16 if compressor == "identity" else 4
+  config = configs.preset(f"vlm:llm=tiny_llm:size=xs,compressor={compressor},budget={budget}")
   config.vision.update(image_size=IMAGE_SIZE, num_layers=2)
   config.compressor.kv_layers = (1, 2)
   return config
@@ -110,8 +112,6 @@ class SyntheticIterator:
 def use_compilation_cache(tmp_path_factory):
   """Points jax's persistent compilation cache at a folder shared by this test session's
   workers, so identical programs (a resumed run's, a second test's) compile once."""
-  from jax.experimental.compilation_cache import compilation_cache
-  import jax
   root = tmp_path_factory.getbasetemp()
   if os.environ.get("PYTEST_XDIST_WORKER"):
     root = root.parent

@@ -117,8 +117,8 @@ def _run_steps(step_fn, state, iterator, mesh, checkpointer, writer, *, stop, lo
     if timed:  # the first interval of a call includes compilation
       logged[-1].update(cost.rates(logged, now - interval_start))
     for scalars in logged:
-      writer.write(scalars["step"], scalars)
-    writer.report(step, {k: v for k, v in logged[-1].items() if k != "step"})
+      writer.write(scalars)
+    writer.report(logged[-1])
     history.extend(logged)
     pending, interval_start, timed = [], now, True
   return state, history

@@ -73,19 +73,21 @@ class MetricWriter:
                             file=sys.stdout, dynamic_ncols=True,
                             disable=None)  # no bar when stdout is a file, only the lines
 
-  def write(self, step, scalars):
-    """Event-file scalars for one step."""
+  def write(self, scalars):
+    """Event-file scalars of one step: `scalars` = {"step": step, name: value...}."""
     if self.enabled:
       for name, value in scalars.items():
-        self._events.add_scalar(name, value, step)
+        if name != "step":
+          self._events.add_scalar(name, value, scalars["step"])
 
-  def report(self, step, scalars):
-    """Moves the bar to `step` and prints `scalars` above it."""
+  def report(self, scalars):
+    """Moves the bar to scalars["step"] and prints the other scalars above it."""
     if self.enabled:
+      step = scalars["step"]
       self._bar.update(step - self._bar.n)
       self._bar.set_postfix(loss=f"{scalars['loss']:.4f}")
-      self._bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()),
-                      file=sys.stdout)
+      self._bar.write(f"step {step}: " + ", ".join(
+          f"{k}={v:.4g}" for k, v in scalars.items() if k != "step"), file=sys.stdout)
       self._events.flush()
 
   def close(self):
