@@ -80,6 +80,11 @@ def test_resumed_run_repeats_the_uninterrupted_one(single_device, tmp_path):
   saved = json.loads((tmp_path / "config.json").read_text())
   assert saved["model"] == json.loads(train_config().model.to_json())
 
+  other = train_config()
+  other.model.compressor.budget = 1
+  with pytest.raises(ValueError, match=r"cannot resume: compressor.budget=4 \(config: 1\)"):
+    train.train(other, tmp_path, dataset=SyntheticDataset)
+
 
 def test_2x2x2_mesh_repeats_the_single_device_run(single_device, tmp_path):
   config = train_config()

@@ -62,6 +62,7 @@ def train(config, workdir, *, dataset=None, until_step=None):
     try:
       iterator = iter(loader)
       if checkpointer.latest_step() is not None:
+        pretrained.check_resumable(workdir, model_config)
         state, data_state = checkpointer.restore(state_lib.abstract(boxed, tx, shardings))
         iterator.set_state(data_state)
         log.info("resuming %s at step %d", workdir, checkpointer.latest_step())

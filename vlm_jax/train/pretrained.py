@@ -68,6 +68,15 @@ def load_run(workdir, step=None, param_shardings=None):
   return model, _restore_run_params(workdir, _placed(shapes, param_shardings), step)
 
 
+def check_resumable(workdir, model):
+  """Raises unless the run in `workdir` trained the architecture of model config `model`."""
+  theirs, ours = _flatten(read_run_config(workdir).model), _flatten(model)
+  differing = [k for k in _differing(ours, theirs) if k.split(".")[-1] not in KEPT_FROM_CONFIG]
+  if differing:
+    raise ValueError(f"{workdir} holds a run of another model, so it cannot resume: " + ", ".join(
+        f"{k}={theirs.get(k)!r} (config: {ours.get(k)!r})" for k in differing))
+
+
 def read_run_config(workdir):
   return ml_collections.ConfigDict(json.loads((epath.Path(workdir) / RUN_CONFIG).read_text()))
 
@@ -105,8 +114,7 @@ def _adopt(ours, theirs, path, must_match=()):
     if key.split(".")[-1] in KEPT_FROM_CONFIG:
       _set(adopted, key, value)
   ours_flat, theirs_flat = _flatten(ours), _flatten(adopted)
-  differing = [k for k in sorted(set(ours_flat) | set(theirs_flat))
-               if ours_flat.get(k) != theirs_flat.get(k)]
+  differing = _differing(ours_flat, theirs_flat)
   mismatched = [k for k in differing if k.startswith(must_match)]
   if mismatched:
     raise ValueError(f"{path} holds a model with a different " + ", ".join(
@@ -115,6 +123,11 @@ def _adopt(ours, theirs, path, must_match=()):
     log.warning("%s: %s = %r from the checkpoint (config said %r)", path, key,
                 theirs_flat.get(key), ours_flat.get(key))
   return adopted
+
+
+def _differing(ours, theirs):
+  """Keys whose values differ between two flattened configs."""
+  return [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
 
 
 def _flatten(config, prefix=""):
