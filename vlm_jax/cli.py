@@ -9,9 +9,11 @@ import sys
 # name -> module under vlm_jax.commands, imported only when the command runs.
 COMMANDS = {
     "convert": "convert",
+    "eval": "eval",
     "fit": "fit",
     "flops": "flops",
     "plan": "plan",
+    "study": "study",
     "train": "train",
 }
 

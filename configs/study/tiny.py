@@ -1,0 +1,27 @@
+"""The built-in scaling study: tiny QueCC VLMs, LLM size x visual tokens x task, on a CPU.
+
+`tiny.py:sizes=xs+s+m,budgets=1+4+16+64,tasks=easy_vqa+ocr,steps=300`.
+"""
+import ml_collections
+
+from vlm_jax.configs import parse_arg
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, sizes="xs+s+m", budgets="1+4+16+64", tasks="easy_vqa+ocr",
+                  compressor="quecc", steps=300, batch=32, lr=1e-3, eval_examples=300, seed=0,
+                  workers=2)
+  return ml_collections.ConfigDict(dict(
+      sizes=arg.sizes.split("+"),
+      budgets=[int(v) for v in arg.budgets.split("+")],
+      tasks=arg.tasks.split("+"),
+      train=f"tiny.py:compressor={arg.compressor},steps={arg.steps},batch={arg.batch},"
+            f"lr={arg.lr},seed={arg.seed}",
+      # One sequence bucket: one compiled step per run (easy-vqa and ocr prompts fit in 48).
+      train_overrides=["data.max_length=48", "data.bucket_lengths=(48,)"],
+      eval_examples=arg.eval_examples,
+      workers=arg.workers,  # runs at a time, each in its own process
+      bootstrap=200,
+      # The frontier's budgets, in units of the smallest configuration's cost.
+      budget_multiples=[1, 2, 4, 8, 16, 32],
+  ))

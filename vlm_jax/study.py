@@ -1,0 +1,148 @@
+"""The one-command scaling study: train, evaluate, fit and report, resuming on rerun.
+
+For every task x LLM size x visual-token budget: a tiny VLM trained on the task
+(runs/study/train/<task>_<size>_v<V>/, its model exported to model/), evaluated
+by the harness on the task's test split (runs/study/eval/<run>/), several runs at
+a time in worker processes; the rows are gathered in runs/study/results.json, then per
+task the law Y = A·N^-α·V^-β + D is fitted and the frontier found; everything
+lands in runs/study/report.md with one figure per task.
+"""
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+
+import numpy as np
+import tqdm
+
+from vlm_jax import checkpoints, configs, flops, scaling, train
+from vlm_jax.evaluate import harness, results
+from vlm_jax.models import vision as vision_lib
+from vlm_jax.train import pretrained
+
+log = logging.getLogger(__name__)
+
+
+def _train_config(config, task, size, budget):
+  spec = f"{config.train},size={size},budget={budget},task={task}"
+  return train.apply_overrides(configs.load(os.path.join(configs.CONFIG_DIR, "train", spec)),
+                               config.train_overrides)
+
+
+def train_run(config, task, size, budget, workdir):
+  """Trains one configuration unless its exported model exists; -> the model folder."""
+  run_dir = os.path.join(workdir, "train", f"{task}_{size}_v{budget}")
+  model_dir = os.path.join(run_dir, "model")
+  if os.path.exists(os.path.join(model_dir, "config.json")):
+    return model_dir
+  train_config = _train_config(config, task, size, budget)
+  state, _ = train.train(train_config, run_dir)
+  model_config = pretrained.model_config(train.resolve(train_config))
+  checkpoints.save(model_dir, model_config, state.params)
+  return model_dir
+
+
+def _eval_config(config, task):
+  return configs.load(os.path.join(
+      configs.CONFIG_DIR, "eval", f"builtin.py:benchmarks={task},"
+      f"num_examples={config.eval_examples}"))
+
+
+def run_one(config, task, size, budget, workdir):
+  """Trains (unless done) and evaluates (unless done) one configuration; -> its result rows."""
+  model_dir = train_run(config, task, size, budget, workdir)
+  eval_dir = os.path.join(workdir, "eval", f"{task}_{size}_v{budget}")
+  return harness.run(_eval_config(config, task), [model_dir], eval_dir)
+
+
+def _quiet_worker():
+  os.environ["TQDM_DISABLE"] = "1"  # the study's own bar tracks the runs
+  logging.getLogger().setLevel(logging.ERROR)
+
+
+def run(config, workdir):
+  """Runs (or resumes) the whole study, `config.workers` runs at a time; -> report.md."""
+  runs = [(t, s, v) for t in config.tasks for s in config.sizes for v in config.budgets]
+  rows = []
+  with concurrent.futures.ProcessPoolExecutor(
+      config.workers, mp_context=multiprocessing.get_context("spawn"),
+      initializer=_quiet_worker) as pool:
+    futures = [pool.submit(run_one, config, *r, workdir) for r in runs]
+    for future in tqdm.tqdm(concurrent.futures.as_completed(futures), total=len(futures),
+                            desc="study", unit="run"):
+      rows += future.result()
+  rows.sort(key=lambda r: (r["benchmark"], r["llm_params_b"], r["visual_tokens"]))
+  results.write(workdir, rows)
+  return write_report(config, rows, workdir)
+
+
+def write_report(config, rows, workdir):
+  lines = ["# Scaling study on the built-in tasks", "",
+           f"Tiny QueCC VLMs ({_setup_line(config)}), each trained from scratch on its task "
+           "and scored by normalized exact match on held-out questions.", ""]
+  for task in config.tasks:
+    task_rows = [r for r in rows if r["benchmark"] == task]
+    lines += _task_section(config, task, task_rows, workdir)
+  path = os.path.join(workdir, "report.md")
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return path
+
+
+def _setup_line(config):
+  train_config = _train_config(config, config.tasks[0], config.sizes[0], config.budgets[0])
+  sizes = ", ".join(
+      f"`{s}` {flops.llm_params(_train_config(config, config.tasks[0], s, 1).model):,}"
+      for s in config.sizes)
+  grid = vision_lib.grid_size(train_config.model.vision)
+  return (f"LLM sizes {sizes} params; V ∈ {{{', '.join(map(str, config.budgets))}}} of the "
+          f"tower's {grid}×{grid} patches; {train_config.total_steps} steps of batch "
+          f"{train_config.batch_size}")
+
+
+def _task_section(config, task, rows, workdir):
+  lines = [f"## {task}", ""]
+  sizes = sorted({r["llm_params_b"] for r in rows})
+  budgets = sorted({r["visual_tokens"] for r in rows})
+  accuracy = {(r["llm_params_b"], r["visual_tokens"]): r["accuracy"] for r in rows}
+  lines += ["Accuracy (%) by LLM parameters (rows) and visual tokens V (columns):", "",
+            "| LLM params | " + " | ".join(f"V={v}" for v in budgets) + " |",
+            "|---:|" + "---:|" * len(budgets)]
+  for n in sizes:
+    lines.append(f"| {n * 1e9:,.0f} | " + " | ".join(
+        f"{100 * accuracy[(n, v)]:.1f}" if (n, v) in accuracy else "–" for v in budgets) + " |")
+  points = scaling.points_from_rows(rows)
+  if len(points) < 4:
+    return lines + ["", f"{len(points)} configurations: too few to fit the law's 4 parameters.", ""]
+  text_tokens = float(np.mean([r["text_tokens"] for r in rows]))
+  fit = scaling.fit_scaling_law(points, bootstrap=config.bootstrap)
+  fit.save(os.path.join(workdir, f"{task}_fit.json"))
+  figure = scaling.plot_frontier(points, fit, os.path.join(workdir, f"{task}_frontier.png"),
+                                 text_tokens=text_tokens)
+  v_star = scaling.optimal_visual_tokens(fit, text_tokens)
+  lines += ["", f"Fit of Y = A·N^-α·V^-β + D (N in billions, {fit.n_points} points, "
+            f"RMSE {fit.rmse:.4f}):", "",
+            "| parameter | value | 95% interval |", "|---|---:|---|"]
+  for name in ("A", "alpha", "beta", "D"):
+    low, high = getattr(fit, f"{name}_ci") or (float("nan"),) * 2
+    lines.append(f"| {name} | {getattr(fit, name):.4g} | [{low:.4g}, {high:.4g}] |")
+  cheapest = scaling.paper_inference_flops(min(sizes), min(budgets), text_tokens)
+  budgets_flops = [m * cheapest for m in config.budget_multiples]
+  measured = scaling.measured_frontier(points, budgets_flops, text_tokens)
+  fitted = scaling.frontier(fit, budgets_flops, text_tokens, llm_params_b=sizes)
+  lines += ["", f"Frontier at Q = {text_tokens:.0f} text tokens (cost 2·N·(Q+V)); "
+            f"closed-form V* = Q·β/(α−β) = {v_star:.3g}:", "",
+            "| budget (FLOPs) | measured best (N, V) | accuracy | fitted best (N, V) | "
+            "predicted accuracy |", "|---:|---|---:|---|---:|"]
+  for budget, m, f in zip(budgets_flops, measured, fitted):
+    lines.append(f"| {budget:.3g} | {_point(m)} | {_acc(m)} | {_point(f)} | {_acc(f)} |")
+  lines += ["", f"![{task} frontier]({os.path.basename(figure)})", ""]
+  return lines
+
+
+def _point(p):
+  return "–" if p is None else f"({p.llm_params_b * 1e9:,.0f}, {p.visual_tokens:.3g})"
+
+
+def _acc(p):
+  return "–" if p is None else f"{100 * p.accuracy:.1f}"
