@@ -1,6 +1,12 @@
 """The built-in scaling study: tiny QueCC VLMs, LLM size x visual tokens x task, on a CPU.
 
-`tiny.py:sizes=xs+s+m,budgets=1+4+16+64,tasks=easy_vqa+ocr,steps=300`.
+`tiny.py:sizes=xs+s+m,budgets=1+4+16+64,tasks=easy_vqa+spatial,steps=500`.
+
+Task families: easy-vqa (coarse visual reasoning) and the procedural `spatial`
+lookup (the colour of one cell of a 3x3 grid: fine-grained, position-dependent, the
+tokens-hungry contrast). The procedural reading task `ocr` (3-4 rendered characters)
+is not learned by these from-scratch models within a CPU budget (0 % after 600
+steps), so it is not in the default; `tasks=easy_vqa+ocr` runs it.
 """
 import ml_collections
 
@@ -8,8 +14,8 @@ from vlm_jax.configs import parse_arg
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, sizes="xs+s+m", budgets="1+4+16+64", tasks="easy_vqa+ocr",
-                  compressor="quecc", steps=300, batch=32, lr=1e-3, eval_examples=300, seed=0,
+  arg = parse_arg(arg, sizes="xs+s+m", budgets="1+4+16+64", tasks="easy_vqa+spatial",
+                  compressor="quecc", steps=500, batch=32, lr=2e-3, eval_examples=200, seed=0,
                   workers=2)
   return ml_collections.ConfigDict(dict(
       sizes=arg.sizes.split("+"),
@@ -17,7 +23,7 @@ def get_config(arg=None):
       tasks=arg.tasks.split("+"),
       train=f"tiny.py:compressor={arg.compressor},steps={arg.steps},batch={arg.batch},"
             f"lr={arg.lr},seed={arg.seed}",
-      # One sequence bucket: one compiled step per run (easy-vqa and ocr prompts fit in 48).
+      # One sequence bucket: one compiled step per run (the built-in prompts fit in 48).
       train_overrides=["data.max_length=48", "data.bucket_lengths=(48,)"],
       eval_examples=arg.eval_examples,
       workers=arg.workers,  # runs at a time, each in its own process
