@@ -65,3 +65,17 @@ def test_sharded_safetensors_index(tmp_path):
   _, params = convert.from_hf(tmp_path / "sharded")
   _, want = convert.from_hf(hf_models.save(model, tmp_path / "single"))
   assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(want)))
+
+
+def test_load_places_params_with_shardings(qwen_folder, tmp_path):
+  from vlm_jax import sharding
+  assert cli.main(["convert", qwen_folder, str(tmp_path / "ckpt")]) == 0
+  config = checkpoints.load_config(tmp_path / "ckpt")
+  mesh = sharding.make_mesh(fsdp=2, tensor=2, devices=jax.devices()[:4])
+  shardings = sharding.logical_shardings(models.abstract_params(config), mesh)
+  _, params = checkpoints.load(tmp_path / "ckpt", shardings)
+  _, plain = checkpoints.load(tmp_path / "ckpt")
+  embedding = params["embed"]["embedding"]
+  assert embedding.sharding == shardings["embed"]["embedding"]
+  assert not embedding.sharding.is_fully_replicated
+  np.testing.assert_array_equal(np.asarray(embedding), np.asarray(plain["embed"]["embedding"]))

@@ -29,7 +29,7 @@ def load(path, shardings=None):
     target = None
     if shardings is not None:
       import jax
-      metadata = checkpointer.metadata(os.path.join(path, "params")).item_metadata
+      metadata = checkpointer.metadata(os.path.join(path, "params")).item_metadata.tree
       target = jax.tree.map(lambda m, s: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=s),
                             metadata, shardings)
     params = checkpointer.restore(os.path.join(path, "params"), target)
