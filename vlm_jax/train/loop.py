@@ -6,6 +6,7 @@ Every process runs the same loop on its own shard of the data; process 0 logs.
 """
 import collections
 import logging
+import os
 import time
 
 import jax
@@ -39,7 +40,8 @@ def train(config, workdir, *, dataset=None, until_step=None):
   at logging steps also the data counters `data/<name>` and rates `perf/...`).
   """
   config = config_lib.resolve(config)
-  workdir = epath.Path(workdir)
+  # orbax needs absolute local paths; gs:// ones already are.
+  workdir = epath.Path(workdir if "://" in str(workdir) else os.path.abspath(workdir))
   model_config = pretrained.model_config(config)
   data_config = _data_config(config, model_config)
   loader = (dataset or data.make_dataset)(
