@@ -1,7 +1,6 @@
 """The VLM forward on a 2x2x2 (data, fsdp, tensor) mesh equals the single-device forward."""
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
