@@ -10,7 +10,7 @@ from vlm_jax import configs, models, sharding
 @pytest.mark.parametrize("compressor", ["quecc"])
 def test_vlm_forward_sharded_equals_single_device(compressor):
   assert jax.device_count() >= 8, "conftest sets 8 host devices"
-  config = configs.preset(f"vlm:llm=tiny_llm:size=s,compressor={compressor},budget=16")
+  config = configs.preset(f"vlm:llm=tiny_llm:size=xs,compressor={compressor},budget=16")
   model = models.build(config)
   inputs = models.dummy_inputs(config, batch=4, text_length=12)
   rng = np.random.default_rng(0)
@@ -20,7 +20,7 @@ def test_vlm_forward_sharded_equals_single_device(compressor):
   inputs["attention_mask"][2, 9:] = 0
   boxed = models.init(config, jax.random.PRNGKey(0))
   params = nn.unbox(boxed)
-  want = model.apply({"params": params}, **inputs)
+  want = jax.jit(model.apply)({"params": params}, **inputs)
 
   mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2, devices=jax.devices()[:8])
   shardings = sharding.logical_shardings(boxed, mesh)
