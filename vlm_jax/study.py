@@ -68,9 +68,13 @@ def run(config, workdir):
       config.workers, mp_context=multiprocessing.get_context("spawn"),
       initializer=_quiet_worker) as pool:
     futures = [pool.submit(run_one, config, *r, workdir) for r in runs]
-    for future in tqdm.tqdm(concurrent.futures.as_completed(futures), total=len(futures),
-                            desc="study", unit="run"):
-      rows += future.result()
+    try:
+      for future in tqdm.tqdm(concurrent.futures.as_completed(futures), total=len(futures),
+                              desc="study", unit="run"):
+        rows += future.result()
+    except BaseException:
+      pool.shutdown(cancel_futures=True)  # a failed run stops the study, not just its worker
+      raise
   rows.sort(key=lambda r: (r["benchmark"], r["llm_params_b"], r["visual_tokens"]))
   results.write(workdir, rows)
   return write_report(config, rows, workdir)
