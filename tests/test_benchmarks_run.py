@@ -1,22 +1,32 @@
-"""The inference benchmarks run end to end on tiny models and write the JSON they promise.
+"""The benchmarks run end to end on tiny models and write the JSON they promise.
 
 No assertion on speed: only that the timings exist, are positive, and that the ratios
-and FLOPs beside them are the ones the scripts say they are.
+and FLOPs beside them are the ones the scripts say they are; and that the PyTorch model
+the training-step benchmark times computes our loss.
 """
 import json
 import os
 import subprocess
 import sys
 
+import flax.linen as nn
+import jax
 import numpy as np
 import pytest
+import torch
 
-from vlm_jax import configs, flops
+import hf_models
+from vlm_jax import configs, flops, models
+from vlm_jax.convert import rules
+from vlm_jax.convert.mapping import fill, prefixed
+from vlm_jax.train import loss
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "benchmarks")
 sys.path.insert(0, BENCHMARKS)
 import decode  # noqa: E402
+import torch_train  # noqa: E402
+import train_step  # noqa: E402
 
 TINY_VLM = "vlm:llm=tiny_llm:size=xs,vision=tiny_vision,compressor={}"
 
@@ -86,3 +96,64 @@ def test_a_compressing_vlm_is_timed_alone():
   config = configs.preset(TINY_VLM.format("quecc") + ",budget=4")
   model, why_not = decode.torch_model(config)
   assert model is None and "quecc" in why_not
+
+
+TINY_TRAIN = "configs/train/tiny.py:size=xs,stage=2,budget={}"
+
+
+def test_train_step_reports_ours_beside_pytorch(tmp_path):
+  spec, batch, text_tokens, peak_tflops = TINY_TRAIN.format(4), 2, 5, 0.5
+  result, stdout = _run(
+      "train_step.py", tmp_path, "--config", spec, "--batch", str(batch), "--text-tokens",
+      str(text_tokens), "--peak-tflops", str(peak_tflops), "--torch-threads", "1",
+      "--set", "compiler_options={'xla_backend_optimization_level': 0}")
+  config = train_step.load_config(spec).model
+  assert result["visual_tokens"] == 4 and result["trained"] == ["compressor", "llm", "projector"]
+  assert (result["question_tokens"], result["answer_tokens"]) == (3, 2)
+  per_example = flops.train_flops_per_example(config, text_tokens, train_llm=True,
+                                              question_tokens=3)
+  assert result["flops_per_example"] == pytest.approx(per_example)
+  assert result["flops_per_step"] == pytest.approx(batch * per_example)
+  for side in (result["ours"], result["theirs"]):
+    assert len(side["seconds"]) == 2 and min(side["seconds"]) > 0
+    assert side["step_s"] == pytest.approx(np.median(side["seconds"]))
+    assert side["tokens_per_s"] == pytest.approx(batch * (text_tokens + 4) / side["step_s"])
+    assert side["mfu"] == pytest.approx(batch * per_example / side["step_s"] / 0.5e12)
+    assert np.isfinite(side["final_loss"])
+  theirs = result["theirs"]
+  assert (theirs["device"], theirs["dtype"], theirs["attention"]) == ("cpu", "float32", "sdpa")
+  assert result["ratio"] == pytest.approx(theirs["step_s"] / result["ours"]["step_s"])
+  assert "theirs / ours step time" in stdout
+
+
+def test_pytorch_side_computes_our_loss_and_trains_only_the_trained_groups():
+  # 8x8 grid -> 3x3 adaptive regions of sides 3, 4, 3: QueCC's masked taps and attention.
+  config = train_step.load_config(TINY_TRAIN.format(9))
+  model_config = config.model
+  step, model = torch_train.make_step(model_config, config.optim, torch.device("cpu"),
+                                      torch.float32, trained=("compressor", "projector", "llm"))
+  hf_models.randomize(model, seed=1, std=0.5).train()  # big enough for the image to matter
+  state = {n: t.detach().numpy() for n, t in model.state_dict().items()}
+  name_rules = {
+      **prefixed(rules.llm_rules(model_config.llm), ("llm",), "llava.model.language_model."),
+      **prefixed(rules.lm_head_rules(model_config.llm), ("llm",), "llava."),
+      **prefixed(rules.vision_rules(model_config.vision), ("vision",), "llava.model.vision_tower."),
+      **prefixed(rules.quecc_rules(), ("compressor",), "compressor."),
+      **prefixed(rules.projector_rules(), ("projector",), "llava.model.multi_modal_projector.")}
+  params = fill(nn.unbox(models.abstract_params(model_config)), name_rules, state.__getitem__)
+  ours, theirs = train_step.examples(model_config, batch=2, text_tokens=6)
+  total, count = jax.jit(lambda p, b: loss.vlm_loss(
+      models.build(model_config), p, b, model_config.image_token_id, jax.random.PRNGKey(0)))(
+          params, ours)
+  batch = {k: torch.from_numpy(x).long() if x.dtype.kind == "i" else torch.from_numpy(x)
+           for k, x in theirs.items()}
+  with torch.no_grad():
+    want = float(model(**batch))
+  assert int(count) == 2 * 3
+  np.testing.assert_allclose(float(total) / int(count), want, rtol=1e-5)
+
+  before = {g: [p.detach().clone() for p in ps] for g, ps in model.groups().items()}
+  step(batch)
+  moved = {g: any(not torch.equal(p, q) for p, q in zip(ps, before[g]))
+           for g, ps in model.groups().items()}
+  assert moved == dict(vision=False, compressor=True, projector=True, llm=True)
