@@ -13,8 +13,11 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The aot extra, libtpu (Linux x86-64 wheels only), lets tests/test_aot.py compile for TPU
+# slices; where it does not install, those tests skip.
 install: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,tfds]'
+	-$(BIN)/pip install -q -e '.[aot]'
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 -q tests

@@ -1,5 +1,7 @@
 from setuptools import find_packages, setup
 
+LIBTPU = "libtpu==0.0.42.*"  # the libtpu of jax 0.10.2
+
 setup(
     name="vlm_jax",
     version="0.1.0",
@@ -30,9 +32,11 @@ setup(
     extras_require={
         "test": ["pytest", "pytest-xdist", "torch==2.13.0"],
         "tfds": ["tensorflow-datasets"],
+        # libtpu alone: compiling for TPU slices on any Linux host (vlm-jax compile)
+        "aot": [LIBTPU],
         # gs:// workdirs: gcsfs for etils.epath (orbax, config.json), google-cloud-storage
         # for tensorboardX event files
-        "tpu": ["libtpu==0.0.42.*", "gcsfs", "google-cloud-storage"],
+        "tpu": [LIBTPU, "gcsfs", "google-cloud-storage"],
     },
     entry_points={"console_scripts": ["vlm-jax=vlm_jax.cli:main"]},
 )

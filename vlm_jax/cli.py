@@ -8,6 +8,7 @@ import sys
 
 # name -> module under vlm_jax.commands, imported only when the command runs.
 COMMANDS = {
+    "compile": "compile",
     "convert": "convert",
     "eval": "eval",
     "fit": "fit",
