@@ -104,6 +104,12 @@ def _setup_line(config):
           f"{train_config.batch_size}")
 
 
+def _grid_tokens(config):
+  """g²: the most visual tokens the tower gives."""
+  model = _train_config(config, config.tasks[0], config.sizes[0], config.budgets[0]).model
+  return vision_lib.grid_size(model.vision) ** 2
+
+
 def _task_section(config, task, rows, workdir):
   lines = [f"## {task}", ""]
   sizes = sorted({r["llm_params_b"] for r in rows})
@@ -133,7 +139,8 @@ def _task_section(config, task, rows, workdir):
   cheapest = scaling.paper_inference_flops(min(sizes), min(budgets), text_tokens)
   budgets_flops = [m * cheapest for m in config.budget_multiples]
   measured = scaling.measured_frontier(points, budgets_flops, text_tokens)
-  fitted = scaling.frontier(fit, budgets_flops, text_tokens, llm_params_b=sizes)
+  fitted = scaling.frontier(fit, budgets_flops, text_tokens, llm_params_b=sizes,
+                            v_max=_grid_tokens(config))
   lines += ["", f"Frontier at Q = {text_tokens:.0f} text tokens (cost 2·N·(Q+V)); "
             f"closed-form V* = Q·β/(α−β) = {v_star:.3g}:", "",
             "| budget (FLOPs) | measured best (N, V) | accuracy | fitted best (N, V) | "
