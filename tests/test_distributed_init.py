@@ -3,13 +3,13 @@ import argparse
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
 import jax
 import pytest
 
+import loopback
 from vlm_jax import distributed
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -45,12 +45,6 @@ print(json.dumps({
 """
 
 
-def _free_port():
-  with socket.socket() as sock:
-    sock.bind(("127.0.0.1", 0))
-    return sock.getsockname()[1]
-
-
 def _worker_env(extra):
   env = {k: v for k, v in os.environ.items() if not k.startswith("VLM_JAX_")}
   env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2",
@@ -60,7 +54,7 @@ def _worker_env(extra):
 
 
 def test_two_processes_share_devices_and_sum_across_hosts():
-  address = f"127.0.0.1:{_free_port()}"
+  address = f"127.0.0.1:{loopback.free_port()}"
   # Process 0 is configured by arguments, process 1 by the environment.
   launches = [
       ({"coordinator_address": address, "num_processes": 2, "process_id": 0}, {}),
@@ -71,17 +65,8 @@ def test_two_processes_share_devices_and_sum_across_hosts():
                        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
       for kwargs, env in launches
   ]
-  outputs = []
-  try:
-    for proc in procs:
-      stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
-      assert proc.returncode == 0, stderr[-3000:]
-      outputs.append(json.loads(stdout.strip().splitlines()[-1]))
-  finally:
-    for proc in procs:
-      if proc.poll() is None:
-        proc.kill()
-        proc.communicate()
+  with loopback.killed_on_exit(procs):
+    outputs = loopback.json_outputs(procs, timeout=TIMEOUT_S)
 
   for index, result in enumerate(outputs):
     assert result["returned"] == [index, 2]

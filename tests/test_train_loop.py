@@ -3,7 +3,6 @@ two-process runs repeat the single-device one."""
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+import loopback
 import train_fixtures
 from train_fixtures import SyntheticDataset, train_config
 from vlm_jax import checkpoints, models, sharding, train
@@ -112,14 +112,8 @@ print(json.dumps([h["loss"] for h in result.history]))
 """
 
 
-def _free_port():
-  with socket.socket() as sock:
-    sock.bind(("127.0.0.1", 0))
-    return sock.getsockname()[1]
-
-
 def test_two_processes_repeat_one_process_with_four_devices(tmp_path):
-  address = f"127.0.0.1:{_free_port()}"
+  address = f"127.0.0.1:{loopback.free_port()}"
   env = {k: v for k, v in os.environ.items() if not k.startswith("VLM_JAX_")}
   env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2",
              PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS.parent), env.get("PYTHONPATH")])))
@@ -127,20 +121,11 @@ def test_two_processes_repeat_one_process_with_four_devices(tmp_path):
   procs = [subprocess.Popen([sys.executable, "-c", script, address, str(i), str(tmp_path / "two")],
                             env=env, cwd=TESTS.parent, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True) for i in range(2)]
-  try:
+  with loopback.killed_on_exit(procs):
     config = train_config()
     config.mesh.update(data=1, fsdp=2, tensor=2, num_devices=4)
     want = losses(train.train(config, tmp_path / "one", dataset=SyntheticDataset))
-    outputs = []
-    for proc in procs:
-      stdout, stderr = proc.communicate(timeout=180)
-      assert proc.returncode == 0, stderr[-3000:]
-      outputs.append(json.loads(stdout.strip().splitlines()[-1]))
-  finally:
-    for proc in procs:
-      if proc.poll() is None:
-        proc.kill()
-        proc.communicate()
+    outputs = loopback.json_outputs(procs, timeout=180)
   for got in outputs:  # every process sees the global loss
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
   assert sorted(os.listdir(tmp_path / "two" / "checkpoints" / str(STEPS) / "data")) == [
