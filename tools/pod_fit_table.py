@@ -87,15 +87,18 @@ def smallest_fit(spec, args, results):
 
 def markdown(rows, args):
   lines = [
-      f"Stage {args.stage} training step ({args.vision} + {args.compressor}, global batch 128, "
-      f"{args.microbatches} microbatch{'es' if args.microbatches > 1 else ''}): the smallest "
-      f"v5p slice and mesh that fit, per-chip memory from the compiled program.", "",
+      f"Stage {args.stage} training step ({args.vision} + {args.compressor}, the recipe's "
+      f"global batch in {args.microbatches} microbatch{'es' if args.microbatches > 1 else ''}): "
+      f"the smallest slice and mesh that fit, per-chip memory from the compiled program.", "",
       "| LLM | V | slice (chips) | mesh data x fsdp x tensor | peak per chip (GiB) | of HBM | "
       "arguments (GiB) | temporaries (GiB) | next smaller slice needs (GiB) |",
       "|---|---:|---|---|---:|---:|---:|---:|---|"]
   for llm, budget, fit, misses in rows:
-    smaller = (f"{misses[-1]['topology']}: >= {misses[-1]['peak_bytes'] / GIB:.0f}"
-               if misses else "-")
+    smaller = "-"
+    if misses:  # a program that failed to compile needed at least its figure
+      miss = misses[-1]
+      smaller = (f"{miss['topology']}: {'' if miss['compiled'] else '>= '}"
+                 f"{miss['peak_bytes'] / GIB:.1f}")
     if fit is None:
       lines.append(f"| {llm} | {budget} | none up to {args.slices.split(',')[-1]} | | | | | | "
                    f"{smaller} |")
