@@ -79,6 +79,17 @@ def shard_params(params, shardings):
   return jax.tree.map(jax.device_put, params, shardings)
 
 
+def check_batch_splits(batch, microbatches, mesh):
+  """Raises unless `batch` splits into `microbatches` whose rows split over data x fsdp."""
+  if batch % microbatches:
+    raise ValueError(f"batch {batch} does not split into {microbatches} microbatches")
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  rows = batch // microbatches
+  if rows % shards:
+    raise ValueError(f"a (micro)batch of {rows} rows does not split over the {shards} batch "
+                     f"shards (data x fsdp) of the mesh {dict(mesh.shape)}")
+
+
 def batch_sharding(mesh, ndim):
   """Shards the leading (batch) axis over data and fsdp."""
   return NamedSharding(mesh, PartitionSpec(("data", "fsdp"), *(None,) * (ndim - 1)))

@@ -102,16 +102,6 @@ def make_mesh(mesh_axes, devices):
   return sharding.make_mesh(axes["data"], axes["fsdp"], axes["tensor"], devices)
 
 
-def _check_batch_splits(sizes, mesh):
-  shards = mesh.shape["data"] * mesh.shape["fsdp"]
-  if sizes.batch % sizes.microbatches:
-    raise ValueError(f"batch {sizes.batch} does not split into {sizes.microbatches} microbatches")
-  rows = sizes.batch // sizes.microbatches
-  if rows % shards:
-    raise ValueError(f"a (micro)batch of {rows} rows does not split over the {shards} batch "
-                     f"shards (data x fsdp) of the mesh {dict(mesh.shape)}")
-
-
 def argument_bytes(args):
   """(per-chip bytes, whole bytes) of abstract arguments carrying shardings."""
   sharded = whole = 0
@@ -153,7 +143,7 @@ def compile_step(config, topology, *, step="train", mesh=None, batch=None, text_
   sizes = resolve_sizes(config, step, batch, text_length, question_length, max_new_tokens)
   devices = topology_lib.devices(tpu_slice)
   device_mesh = make_mesh(dict(mesh or {}), devices)
-  _check_batch_splits(sizes, device_mesh)
+  sharding.check_batch_splits(sizes.batch, sizes.microbatches, device_mesh)
   program = build(config, sizes, device_mesh)
   with sharding.activate(device_mesh):
     lowered = program.jitted.lower(*program.args)

@@ -49,7 +49,7 @@ def train(config, workdir, *, dataset=None, until_step=None):
   total_steps = config.total_steps or _steps_for_epochs(config, loader, data_config.batch_size)
   stop = total_steps if until_step is None else min(until_step, total_steps)
   mesh = _make_mesh(config.mesh)
-  _check_batch_fits(config, mesh)
+  sharding.check_batch_splits(config.batch_size, config.microbatches, mesh)
   model = models.build(model_config)
 
   boxed = models.abstract_params(model_config)
@@ -164,14 +164,6 @@ def _make_mesh(mesh_config):
       raise ValueError("mesh.num_devices is for one process; a multi-host run uses every device")
     devices = devices[:mesh_config.num_devices]
   return sharding.make_mesh(mesh_config.data, mesh_config.fsdp, mesh_config.tensor, devices)
-
-
-def _check_batch_fits(config, mesh):
-  shards = mesh.shape["data"] * mesh.shape["fsdp"]
-  rows = config.batch_size // config.microbatches
-  if rows % shards:
-    raise ValueError(f"a (micro)batch of {rows} rows does not split over the {shards} "
-                     f"batch shards (data x fsdp) of the mesh {dict(mesh.shape)}")
 
 
 def _data_counters(iterator):
