@@ -22,7 +22,8 @@ install: $(BIN)/python
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 -q tests
 
-study: install
+study: $(BIN)/python
+	$(BIN)/pip install -q -e .
 	HF_HUB_OFFLINE=1 $(BIN)/vlm-jax study --workdir runs/study
 
 clean:

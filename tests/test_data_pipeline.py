@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from vlm_jax import data
-from vlm_jax.data import procedural
+from vlm_jax.data import config as data_config
+from vlm_jax.data import procedural, sources
 from vlm_jax.data.examples import IGNORE_INDEX
 
 BUCKETS = (16, 32, 48, 64)
@@ -134,6 +135,23 @@ def test_eval_examples_are_left_padded_prompts_with_answers(cache_dir):
       assert "what does the text say?" in prompt
       question = batch["question_ids"][row][batch["question_mask"][row] == 1]
       assert loader.tokenizer.decode(question) == "what does the text say?"
+
+
+def test_mixture_interleaves_tasks_in_equal_shares_repeating_the_smaller(cache_dir):
+  mixture = config(cache_dir, source="mixture", task=None, mixture=("counting", "ocr"),
+                   split="test", num_examples=5)
+  records = sources.load_records(data_config.resolve(mixture))
+  counting = procedural.generate("counting", "test", num_examples=5, cache_dir=cache_dir)
+  ocr = procedural.generate("ocr", "test", num_examples=5, cache_dir=cache_dir)
+  assert [r["id"] for r in records] == [r["id"] for pair in zip(counting, ocr) for r in pair]
+  easy = sources.load_records(data_config.resolve(config(cache_dir, source="mixture",
+                                               mixture=("easy_vqa", "ocr"), split="test")))
+  assert len(easy) == 2 * 9673
+  assert [r["id"] for r in easy[1:2 * 500:2]] == [r["id"] for r in procedural.generate(
+      "ocr", "test", cache_dir=cache_dir)]
+  assert easy[2 * 500 + 1]["id"] == easy[1]["id"]  # ocr's 500 test records repeat
+  with pytest.raises(ValueError, match="needs data.mixture"):
+    data.make_dataset(config(cache_dir, source="mixture"))
 
 
 def test_config_errors(cache_dir):

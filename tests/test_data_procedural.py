@@ -74,7 +74,7 @@ def ink_extent(image):
 
 def test_ocr_text_is_drawn_whole_inside_the_image():
   task = procedural.TASKS.get("ocr")
-  font = ImageFont.load_default(size=96 // 4)
+  font = ImageFont.load_default(size=task.font_size(96))
   for scene, _, answer in procedural.sample_questions("ocr", "train", num_examples=30):
     assert 3 <= len(answer) <= 4 and set(answer) <= set(task.alphabet)
     unclipped = Image.new("RGB", (300, 100), "white")

@@ -8,6 +8,7 @@ task the law Y = A·N^-α·V^-β + D is fitted and the frontier found; everythin
 lands in runs/study/report.md with one figure per task.
 """
 import concurrent.futures
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -49,10 +50,17 @@ def _eval_config(config, task):
 
 
 def run_one(config, task, size, budget, workdir):
-  """Trains (unless done) and evaluates (unless done) one configuration; -> its result rows."""
-  model_dir = train_run(config, task, size, budget, workdir)
-  eval_dir = os.path.join(workdir, "eval", f"{task}_{size}_v{budget}")
-  return harness.run(_eval_config(config, task), [model_dir], eval_dir)
+  """Trains (unless done) and evaluates (unless done) one configuration; -> its result rows.
+
+  The run's printed metrics go to <workdir>/logs/<run>.log, not under the study's bar.
+  """
+  name = f"{task}_{size}_v{budget}"
+  os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)
+  with open(os.path.join(workdir, "logs", f"{name}.log"), "a") as log_file, \
+      contextlib.redirect_stdout(log_file):
+    model_dir = train_run(config, task, size, budget, workdir)
+    return harness.run(_eval_config(config, task), [model_dir],
+                       os.path.join(workdir, "eval", name))
 
 
 def _quiet_worker():
@@ -63,6 +71,8 @@ def _quiet_worker():
 def run(config, workdir):
   """Runs (or resumes) the whole study, `config.workers` runs at a time; -> report.md."""
   runs = [(t, s, v) for t in config.tasks for s in config.sizes for v in config.budgets]
+  # The costliest (largest LLM, most tokens) first: the workers then finish together.
+  runs.sort(key=lambda r: (config.sizes.index(r[1]), r[2]), reverse=True)
   rows = []
   with concurrent.futures.ProcessPoolExecutor(
       config.workers, mp_context=multiprocessing.get_context("spawn"),

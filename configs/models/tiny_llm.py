@@ -18,5 +18,9 @@ def get_config(arg=None):
   cfg = llm.default_config()
   cfg.update(vocab_size=arg.vocab, hidden_size=hidden, intermediate_size=mlp,
              num_layers=layers, num_heads=heads, num_kv_heads=kv_heads,
-             head_dim=hidden // heads, max_position_embeddings=1024)
+             head_dim=hidden // heads, max_position_embeddings=1024,
+             # Qwen's 1e6 base is for 32k contexts: over the ~100 positions these models
+             # see, it leaves their few rotary frequencies nearly still, and locating a
+             # visual token by position (which cell, which digit) is then learned far slower.
+             rope_theta=1e4)
   return ml_collections.ConfigDict(dict(kind="llm", dtype="float32", llm=cfg))

@@ -6,8 +6,9 @@ from ml_collections.config_dict import placeholder
 def default_config():
   """Every data key with its default (a training config holds this as `config.data`)."""
   return ml_collections.ConfigDict(dict(
-      source="easy_vqa",  # easy_vqa | procedural | llava_json | tfds
+      source="easy_vqa",  # easy_vqa | procedural | mixture | llava_json | tfds
       task=placeholder(str),  # procedural task (counting | spatial | ocr) or TFDS data set name
+      mixture=(),  # mixture: built-in tasks in equal shares, e.g. ("easy_vqa", "ocr")
       split="train",
       json_path=placeholder(str),  # llava_json: the JSON list of records
       image_dir=placeholder(str),  # llava_json: the folder the records' image names are under
@@ -43,7 +44,7 @@ def resolve(config):
   if unknown:
     raise ValueError(f"unknown data config keys {unknown}; known: {sorted(resolved.keys())}")
   for key, value in config.items():
-    resolved[key] = tuple(value) if key == "bucket_lengths" else value
+    resolved[key] = tuple(value) if key in ("bucket_lengths", "mixture") else value
   if resolved.aspect not in ("square", "pad"):
     raise ValueError(f"data.aspect must be 'square' or 'pad', got {resolved.aspect!r}")
   if resolved.padding_side not in ("left", "right"):

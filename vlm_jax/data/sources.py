@@ -22,9 +22,25 @@ def _easy_vqa(config, split):
 
 @SOURCES.register("procedural")
 def _procedural(config, split):
-  return procedural.generate(_require(config, "task"), split, seed=config.task_seed,
+  return _procedural_task(config, _require(config, "task"), split)
+
+
+def _procedural_task(config, task, split):
+  return procedural.generate(task, split, seed=config.task_seed,
                              num_examples=config.num_examples, render_size=config.render_size,
                              cache_dir=config.cache_dir)
+
+
+@SOURCES.register("mixture")
+def _mixture(config, split):
+  """Equal shares of built-in tasks (`easy_vqa` or procedural task names), interleaved;
+  the smaller tasks' records repeat to the size of the largest."""
+  tasks = config.mixture
+  if not tasks:
+    raise ValueError("data.source='mixture' needs data.mixture, e.g. ('easy_vqa', 'ocr')")
+  parts = [easy_vqa_records(split) if task == "easy_vqa" else _procedural_task(config, task, split)
+           for task in tasks]
+  return [part[i % len(part)] for i in range(max(map(len, parts))) for part in parts]
 
 
 @SOURCES.register("llava_json")
