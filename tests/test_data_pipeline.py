@@ -137,21 +137,30 @@ def test_eval_examples_are_left_padded_prompts_with_answers(cache_dir):
       assert loader.tokenizer.decode(question) == "what does the text say?"
 
 
-def test_mixture_interleaves_tasks_in_equal_shares_repeating_the_smaller(cache_dir):
+def test_mixture_interleaves_tasks_by_weight_repeating_the_smaller(cache_dir):
   mixture = config(cache_dir, source="mixture", task=None, mixture=("counting", "ocr"),
                    split="test", num_examples=5)
   records = sources.load_records(data_config.resolve(mixture))
   counting = procedural.generate("counting", "test", num_examples=5, cache_dir=cache_dir)
   ocr = procedural.generate("ocr", "test", num_examples=5, cache_dir=cache_dir)
   assert [r["id"] for r in records] == [r["id"] for pair in zip(counting, ocr) for r in pair]
-  easy = sources.load_records(data_config.resolve(config(cache_dir, source="mixture",
-                                               mixture=("easy_vqa", "ocr"), split="test")))
+  easy = sources.load_records(data_config.resolve(config(
+      cache_dir, source="mixture", mixture=("easy_vqa", "ocr"), split="test", num_examples=None)))
   assert len(easy) == 2 * 9673
   assert [r["id"] for r in easy[1:2 * 500:2]] == [r["id"] for r in procedural.generate(
       "ocr", "test", cache_dir=cache_dir)]
   assert easy[2 * 500 + 1]["id"] == easy[1]["id"]  # ocr's 500 test records repeat
+  weighted = sources.load_records(data_config.resolve(
+      config(cache_dir, source="mixture", mixture=("counting", "ocr"), mixture_weights=(1, 2),
+             split="test", num_examples=5)))
+  c, o = [r["id"] for r in counting], [r["id"] for r in ocr]
+  assert [r["id"] for r in weighted] == [c[0], o[0], o[1], c[1], o[2], o[3], c[2], o[4], o[0],
+                                         c[3], o[1], o[2], c[4], o[3], o[4]]
   with pytest.raises(ValueError, match="needs data.mixture"):
     data.make_dataset(config(cache_dir, source="mixture"))
+  with pytest.raises(ValueError, match="one positive integer per task"):
+    data.make_dataset(config(cache_dir, source="mixture", mixture=("counting", "ocr"),
+                             mixture_weights=(1,)))
 
 
 def test_config_errors(cache_dir):

@@ -1,11 +1,13 @@
 """The one-command scaling study: train, evaluate, fit and report, resuming on rerun.
 
-For every task x LLM size x visual-token budget: a tiny VLM trained on the task
-(runs/study/train/<task>_<size>_v<V>/, its model exported to model/), evaluated
-by the harness on the task's test split (runs/study/eval/<run>/), several runs at
-a time in worker processes; the rows are gathered in runs/study/results.json, then per
-task the law Y = A·N^-α·V^-β + D is fitted and the frontier found; everything
-lands in runs/study/report.md with one figure per task.
+For every LLM size x visual-token budget, one tiny VLM trained on an equal mixture
+of the tasks (runs/study/train/<size>_v<V>/, its model exported to model/) and
+scored by the harness on each task's test split (runs/study/eval/<run>/), as the
+paper trains one model per configuration and scores it on every benchmark;
+several runs at a time in worker processes. The rows are gathered in
+runs/study/results.json, then per task family the law Y = A·N^-α·V^-β + D is
+fitted and the frontier found; everything lands in runs/study/report.md with one
+figure per task.
 """
 import concurrent.futures
 import contextlib
@@ -24,55 +26,59 @@ from vlm_jax.train import pretrained
 log = logging.getLogger(__name__)
 
 
-def _train_config(config, task, size, budget):
-  spec = f"{config.train},size={size},budget={budget},task={task}"
+def _run_name(size, budget):
+  return f"{size}_v{budget}"
+
+
+def _train_config(config, size, budget):
+  mixture = "+".join(f"{t}*{w}" for t, w in zip(config.tasks, config.task_weights))
+  spec = f"{config.train},size={size},budget={budget},task={mixture}"
   return train.apply_overrides(configs.load(os.path.join(configs.CONFIG_DIR, "train", spec)),
                                config.train_overrides)
 
 
-def train_run(config, task, size, budget, workdir):
+def train_run(config, size, budget, workdir):
   """Trains one configuration unless its exported model exists; -> the model folder."""
-  run_dir = os.path.join(workdir, "train", f"{task}_{size}_v{budget}")
+  run_dir = os.path.join(workdir, "train", _run_name(size, budget))
   model_dir = os.path.join(run_dir, "model")
   if os.path.exists(os.path.join(model_dir, "config.json")):
     return model_dir
-  train_config = _train_config(config, task, size, budget)
+  train_config = _train_config(config, size, budget)
   state, _ = train.train(train_config, run_dir)
   model_config = pretrained.model_config(train.resolve(train_config))
   checkpoints.save(model_dir, model_config, state.params)
   return model_dir
 
 
-def _eval_config(config, task):
+def _eval_config(config):
   return configs.load(os.path.join(
-      configs.CONFIG_DIR, "eval", f"builtin.py:benchmarks={task},"
+      configs.CONFIG_DIR, "eval", f"builtin.py:benchmarks={'+'.join(config.tasks)},"
       f"num_examples={config.eval_examples}"))
 
 
-def run_one(config, task, size, budget, workdir):
+def run_one(config, size, budget, workdir):
   """Trains (unless done) and evaluates (unless done) one configuration; -> its result rows.
 
-  The run's printed metrics go to <workdir>/logs/<run>.log, not under the study's bar.
+  The run's printed metrics and progress bars go to <workdir>/logs/<run>.log, not
+  under the study's bar.
   """
-  name = f"{task}_{size}_v{budget}"
+  name = _run_name(size, budget)
   os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)
-  with open(os.path.join(workdir, "logs", f"{name}.log"), "a") as log_file, \
-      contextlib.redirect_stdout(log_file):
-    model_dir = train_run(config, task, size, budget, workdir)
-    return harness.run(_eval_config(config, task), [model_dir],
+  with open(os.path.join(workdir, "logs", f"{name}.log"), "a", buffering=1) as log_file, \
+      contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
+    model_dir = train_run(config, size, budget, workdir)
+    return harness.run(_eval_config(config), [model_dir],
                        os.path.join(workdir, "eval", name))
 
 
 def _quiet_worker():
-  os.environ["TQDM_DISABLE"] = "1"  # the study's own bar tracks the runs
   logging.getLogger().setLevel(logging.ERROR)
 
 
 def run(config, workdir):
   """Runs (or resumes) the whole study, `config.workers` runs at a time; -> report.md."""
-  runs = [(t, s, v) for t in config.tasks for s in config.sizes for v in config.budgets]
   # The costliest (largest LLM, most tokens) first: the workers then finish together.
-  runs.sort(key=lambda r: (config.sizes.index(r[1]), r[2]), reverse=True)
+  runs = [(s, v) for s in reversed(config.sizes) for v in sorted(config.budgets, reverse=True)]
   rows = []
   with concurrent.futures.ProcessPoolExecutor(
       config.workers, mp_context=multiprocessing.get_context("spawn"),
@@ -92,8 +98,9 @@ def run(config, workdir):
 
 def write_report(config, rows, workdir):
   lines = ["# Scaling study on the built-in tasks", "",
-           f"Tiny QueCC VLMs ({_setup_line(config)}), each trained from scratch on its task "
-           "and scored by normalized exact match on held-out questions.", ""]
+           f"Tiny QueCC VLMs ({_setup_line(config)}), each trained from scratch on a mixture "
+           f"of {_mixture_line(config)} and scored on each task by normalized exact match on "
+           "held-out questions.", ""]
   for task in config.tasks:
     task_rows = [r for r in rows if r["benchmark"] == task]
     lines += _task_section(config, task, task_rows, workdir)
@@ -104,9 +111,9 @@ def write_report(config, rows, workdir):
 
 
 def _setup_line(config):
-  train_config = _train_config(config, config.tasks[0], config.sizes[0], config.budgets[0])
+  train_config = _train_config(config, config.sizes[0], config.budgets[0])
   sizes = ", ".join(
-      f"`{s}` {flops.llm_params(_train_config(config, config.tasks[0], s, 1).model):,}"
+      f"`{s}` {flops.llm_params(_train_config(config, s, 1).model):,}"
       for s in config.sizes)
   grid = vision_lib.grid_size(train_config.model.vision)
   return (f"LLM sizes {sizes} params; V ∈ {{{', '.join(map(str, config.budgets))}}} of the "
@@ -114,9 +121,14 @@ def _setup_line(config):
           f"{train_config.batch_size}")
 
 
+def _mixture_line(config):
+  total = sum(config.task_weights)
+  return " and ".join(f"{t} ({w}/{total})" for t, w in zip(config.tasks, config.task_weights))
+
+
 def _grid_tokens(config):
   """g²: the most visual tokens the tower gives."""
-  model = _train_config(config, config.tasks[0], config.sizes[0], config.budgets[0]).model
+  model = _train_config(config, config.sizes[0], config.budgets[0]).model
   return vision_lib.grid_size(model.vision) ** 2
 
 

@@ -1,11 +1,12 @@
 """The built-in scaling study: tiny QueCC VLMs, LLM size x visual tokens x task, on a CPU.
 
-`tiny.py:sizes=xs+s+m,budgets=1+4+16+64,tasks=easy_vqa+ocr,steps=1000`.
+`tiny.py:sizes=xs+s+m,budgets=1+4+16+64,tasks=easy_vqa+ocr,weights=1+7,steps=1000`.
 
-Task families: easy-vqa (coarse: one colour, one shape) and the procedural `ocr`
-reading of a 3-4 digit number (fine-grained: every digit must survive the
-compression, the tokens-hungry contrast). `tasks=easy_vqa+ocr+spatial` adds the
-3x3 colour-grid lookup.
+One model per (size, budget), trained on a mixture of the task families (`weights`:
+records of each per round) and scored on each: easy-vqa (coarse: one colour, one
+shape; its answer priors are learned fast) and the procedural `ocr` reading of a
+3-4 digit number (fine-grained: every digit must survive the compression, the
+tokens-hungry contrast; it needs most of the steps).
 """
 import ml_collections
 
@@ -13,17 +14,23 @@ from vlm_jax.configs import parse_arg
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, sizes="xs+s+m", budgets="1+4+16+64", tasks="easy_vqa+ocr",
+  arg = parse_arg(arg, sizes="xs+s+m", budgets="1+4+16+64", tasks="easy_vqa+ocr", weights="1+7",
                   compressor="quecc", steps=1000, batch=32, lr=2e-3, eval_examples=200, seed=0,
                   workers=2)
+  tasks = arg.tasks.split("+")
+  weights = [int(w) for w in arg.weights.split("+")] if arg.weights else [1] * len(tasks)
+  if len(weights) != len(tasks):
+    raise ValueError(f"weights={arg.weights!r} needs one weight per task of tasks={arg.tasks!r} "
+                     "(or weights= for equal shares)")
   return ml_collections.ConfigDict(dict(
       sizes=arg.sizes.split("+"),
       budgets=[int(v) for v in arg.budgets.split("+")],
-      tasks=arg.tasks.split("+"),
+      tasks=tasks,
+      task_weights=weights,
       train=f"tiny.py:compressor={arg.compressor},steps={arg.steps},batch={arg.batch},"
             f"lr={arg.lr},seed={arg.seed}",
-      # One sequence bucket: one compiled step per run (the built-in prompts fit in 48).
-      train_overrides=["data.max_length=48", "data.bucket_lengths=(48,)"],
+      # One sequence bucket: one compiled step per run (the built-in prompts fit in 40).
+      train_overrides=["data.max_length=40", "data.bucket_lengths=(40,)"],
       eval_examples=arg.eval_examples,
       workers=arg.workers,  # runs at a time, each in its own process
       bootstrap=200,

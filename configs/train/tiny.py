@@ -4,7 +4,8 @@ size: the tiny_llm size (xs | s | m | l); budget: visual tokens V, a square up
 to the tiny tower's 8x8 grid (64: all of them, as `compressor=identity` needs);
 compressor: quecc | avgpool | tokenpacker | resampler | identity; task:
 easy_vqa or a procedural task (counting | spatial | ocr), or several joined by
-`+` (e.g. easy_vqa+ocr) for a mixture in equal shares; stage: `all` (every
+`+` for a mixture, each with an optional integer weight (`easy_vqa+ocr*3`: three
+ocr records to every easy_vqa one); stage: `all` (every
 part trained from scratch, the default), 1 (compressor and projector only) or 2
 (and the LLM); steps, batch (global), lr, seed.
 """
@@ -27,13 +28,14 @@ def get_config(arg=None):
   config.model = preset(f"vlm:llm=tiny_llm:size={arg.size},vision=tiny_vision,"
                         f"compressor={arg.compressor},budget={arg.budget}")
   vision = config.model.vision
-  tasks = tuple(arg.task.split("+"))
+  tasks = [t.split("*") for t in arg.task.split("+")]
   if len(tasks) > 1:
-    config.data.update(source="mixture", mixture=tasks)
-  elif arg.task == "easy_vqa":
+    config.data.update(source="mixture", mixture=tuple(t[0] for t in tasks),
+                       mixture_weights=tuple(int(t[1]) if len(t) > 1 else 1 for t in tasks))
+  elif tasks[0][0] == "easy_vqa":
     config.data.update(source="easy_vqa")
   else:
-    config.data.update(source="procedural", task=arg.task)
+    config.data.update(source="procedural", task=tasks[0][0])
   config.data.update(image_size=vision.image_size, image_preprocess=vision.family,
                      template="chatml", max_length=64, bucket_lengths=(16, 32, 64),
                      seed=arg.seed)

@@ -13,6 +13,7 @@ def run(args):
 
   from vlm_jax import configs, study
   logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+  os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # for the workers: no torch notice
   config = configs.load(args.config or os.path.join(configs.CONFIG_DIR, "study", "tiny.py"))
   print(f"report: {study.run(config, args.workdir)}")
   return 0

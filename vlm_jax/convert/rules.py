@@ -49,12 +49,11 @@ def vision_rules(cfg):
     rules.update(_layer_norm(("layers", norm), f"{layer}{norm}"))
   return rules
 
+
 def projector_rules(first="linear_1", second="linear_2"):
   """LLaVA mlp2x_gelu (names relative to the projector module)."""
   return {**_dense(("linear_1",), first, bias_kind="copy"),
           **_dense(("linear_2",), second, bias_kind="copy")}
-
-__all__ = ["llm_rules", "lm_head_rules", "vision_rules", "projector_rules", "prefixed"]
 
 
 def quecc_rules():

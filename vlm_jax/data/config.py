@@ -8,7 +8,8 @@ def default_config():
   return ml_collections.ConfigDict(dict(
       source="easy_vqa",  # easy_vqa | procedural | mixture | llava_json | tfds
       task=placeholder(str),  # procedural task (counting | spatial | ocr) or TFDS data set name
-      mixture=(),  # mixture: built-in tasks in equal shares, e.g. ("easy_vqa", "ocr")
+      mixture=(),  # mixture: built-in tasks, e.g. ("easy_vqa", "ocr")
+      mixture_weights=(),  # mixture: records per round of each task, e.g. (1, 3); () all 1
       split="train",
       json_path=placeholder(str),  # llava_json: the JSON list of records
       image_dir=placeholder(str),  # llava_json: the folder the records' image names are under
@@ -44,7 +45,7 @@ def resolve(config):
   if unknown:
     raise ValueError(f"unknown data config keys {unknown}; known: {sorted(resolved.keys())}")
   for key, value in config.items():
-    resolved[key] = tuple(value) if key in ("bucket_lengths", "mixture") else value
+    resolved[key] = tuple(value) if key in ("bucket_lengths", "mixture", "mixture_weights") else value
   if resolved.aspect not in ("square", "pad"):
     raise ValueError(f"data.aspect must be 'square' or 'pad', got {resolved.aspect!r}")
   if resolved.padding_side not in ("left", "right"):

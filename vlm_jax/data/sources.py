@@ -33,14 +33,20 @@ def _procedural_task(config, task, split):
 
 @SOURCES.register("mixture")
 def _mixture(config, split):
-  """Equal shares of built-in tasks (`easy_vqa` or procedural task names), interleaved;
-  the smaller tasks' records repeat to the size of the largest."""
-  tasks = config.mixture
+  """Built-in tasks (`easy_vqa` or procedural task names) interleaved by integer weights:
+  each round takes `weight` records of every task in turn, a task's records repeating
+  until the task that needs the most rounds is used up."""
+  tasks, weights = config.mixture, config.mixture_weights or (1,) * len(config.mixture)
   if not tasks:
     raise ValueError("data.source='mixture' needs data.mixture, e.g. ('easy_vqa', 'ocr')")
+  if len(weights) != len(tasks) or min(weights) < 1:
+    raise ValueError(f"data.mixture_weights={weights} must be one positive integer per task "
+                     f"of data.mixture={tasks}")
   parts = [easy_vqa_records(split) if task == "easy_vqa" else _procedural_task(config, task, split)
            for task in tasks]
-  return [part[i % len(part)] for i in range(max(map(len, parts))) for part in parts]
+  rounds = max(-(-len(part) // weight) for part, weight in zip(parts, weights))
+  return [part[(r * weight + i) % len(part)] for r in range(rounds)
+          for part, weight in zip(parts, weights) for i in range(weight)]
 
 
 @SOURCES.register("llava_json")
