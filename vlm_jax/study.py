@@ -1,6 +1,6 @@
 """The one-command scaling study: train, evaluate, fit and report, resuming on rerun.
 
-For every LLM size x visual-token budget, one tiny VLM trained on an equal mixture
+For every LLM size x visual-token budget, one tiny VLM trained on a weighted mixture
 of the tasks (runs/study/train/<size>_v<V>/, its model exported to model/) and
 scored by the harness on each task's test split (runs/study/eval/<run>/), as the
 paper trains one model per configuration and scores it on every benchmark;
@@ -163,8 +163,10 @@ def _task_section(config, task, rows, workdir):
   measured = scaling.measured_frontier(points, budgets_flops, text_tokens)
   fitted = scaling.frontier(fit, budgets_flops, text_tokens, llm_params_b=sizes,
                             v_max=_grid_tokens(config))
+  v_star_text = (f"closed-form V* = Q·β/(α−β) = {v_star:.3g}" if np.isfinite(v_star) else
+                 "no finite V* (α ≤ β: the fit says tokens pay at least as well as parameters)")
   lines += ["", f"Frontier at Q = {text_tokens:.0f} text tokens (cost 2·N·(Q+V)); "
-            f"closed-form V* = Q·β/(α−β) = {v_star:.3g}:", "",
+            f"{v_star_text}:", "",
             "| budget (FLOPs) | measured best (N, V) | accuracy | fitted best (N, V) | "
             "predicted accuracy |", "|---:|---|---:|---|---:|"]
   for budget, m, f in zip(budgets_flops, measured, fitted):

@@ -19,7 +19,7 @@ def plot_frontier(points, fit, path, text_tokens=0.0, cost_fn=paper_inference_fl
   for n, color in zip(n_values, colors):
     mine = points.llm_params_b == n
     axes.scatter(cost_fn(n, points.visual_tokens[mine], text_tokens), points.error[mine],
-                 color=color, label=f"N = {n:g}B", zorder=3)
+                 color=color, label=f"N = {_params(n)}", zorder=3)
     v = np.geomspace(v_low, v_high, 100)
     axes.plot(cost_fn(n, v, text_tokens), fit.predict_error(n, v, text_tokens),
               color=color, linewidth=1)
@@ -33,7 +33,7 @@ def plot_frontier(points, fit, path, text_tokens=0.0, cost_fn=paper_inference_fl
             label="fitted frontier")
 
   axes.set_xscale("log")
-  axes.set_xlabel(f"inference FLOPs (Q = {text_tokens:g} text tokens)")
+  axes.set_xlabel(f"inference FLOPs (Q = {text_tokens:.3g} text tokens)")
   axes.set_ylabel("error (1 − accuracy)")
   tokens = "Q + V" if fit.tokens_include_text else "V"
   axes.set_title(f"Y = A·N^−α·T^−β + D, T = {tokens}: "
@@ -45,3 +45,11 @@ def plot_frontier(points, fit, path, text_tokens=0.0, cost_fn=paper_inference_fl
     os.makedirs(directory, exist_ok=True)
   figure.savefig(path, dpi=120, bbox_inches="tight")
   return path
+
+
+def _params(billions):
+  """0.5 -> '500M', 5.1e-05 -> '51k'."""
+  for scale, unit in ((1, "B"), (1e-3, "M"), (1e-6, "k")):
+    if billions >= scale:
+      return f"{billions / scale:.3g}{unit}"
+  return f"{billions * 1e9:.3g}"
