@@ -66,13 +66,19 @@ def test_counting_answer_is_the_number_of_drawn_shapes():
     assert ndimage.label(ink)[1] == int(answer)
 
 
-def ink_extent(image):
+def ink_box(image):
+  """-> (top, bottom, left, right) of the dark pixels, bottom and right exclusive."""
   ink = np.asarray(image.convert("L")) < 128
   rows, columns = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-  return rows[-1] + 1 - rows[0], columns[-1] + 1 - columns[0]
+  return rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
 
 
-def test_ocr_text_is_drawn_whole_inside_the_image():
+def ink_extent(image):
+  top, bottom, left, right = ink_box(image)
+  return bottom - top, right - left
+
+
+def test_ocr_text_is_drawn_whole_and_centred():
   task = procedural.TASKS.get("ocr")
   font = ImageFont.load_default(size=task.font_size(96))
   for scene, _, answer in procedural.sample_questions("ocr", "train", num_examples=30):
@@ -80,8 +86,11 @@ def test_ocr_text_is_drawn_whole_inside_the_image():
     unclipped = Image.new("RGB", (300, 100), "white")
     ImageDraw.Draw(unclipped).text((50, 30), answer, fill="black", font=font)
     height, width = ink_extent(unclipped)
-    drawn_height, drawn_width = ink_extent(task.render(scene, 96))
+    drawn = task.render(scene, 96)
+    drawn_height, drawn_width = ink_extent(drawn)
     assert abs(drawn_height - height) <= 1 and abs(drawn_width - width) <= 1, answer
+    top, bottom, left, right = ink_box(drawn)
+    assert abs((top + bottom) / 2 - 48) <= 2 and abs((left + right) / 2 - 48) <= 2, answer
 
 
 @pytest.mark.parametrize("split,count", [("train", 38575), ("test", 9673)])

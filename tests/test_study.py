@@ -9,8 +9,8 @@ from vlm_jax import configs, study
 def test_study_writes_the_report_and_a_rerun_resumes(tmp_path, monkeypatch):
   monkeypatch.setenv("VLM_JAX_CACHE", str(tmp_path / "cache"))
   config = configs.load(os.path.join(
-      configs.CONFIG_DIR, "study", "tiny.py:sizes=xs+s,budgets=1+4,tasks=easy_vqa+ocr,steps=2,batch=8,"
-      "eval_examples=4,workers=2"))
+      configs.CONFIG_DIR, "study", "tiny.py:sizes=xs+s,budgets=1+4,tasks=easy_vqa+ocr,"
+      "steps=2,batch=8,eval_examples=4,workers=2"))
   config.bootstrap = 5
   workdir = str(tmp_path / "study")
   report = study.run(config, workdir)

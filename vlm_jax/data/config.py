@@ -45,7 +45,8 @@ def resolve(config):
   if unknown:
     raise ValueError(f"unknown data config keys {unknown}; known: {sorted(resolved.keys())}")
   for key, value in config.items():
-    resolved[key] = tuple(value) if key in ("bucket_lengths", "mixture", "mixture_weights") else value
+    is_tuple = key in ("bucket_lengths", "mixture", "mixture_weights")
+    resolved[key] = tuple(value) if is_tuple else value
   if resolved.aspect not in ("square", "pad"):
     raise ValueError(f"data.aspect must be 'square' or 'pad', got {resolved.aspect!r}")
   if resolved.padding_side not in ("left", "right"):
