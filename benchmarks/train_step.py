@@ -109,26 +109,21 @@ def our_step(config, host_batch, mesh):
   import jax
 
   from vlm_jax import models, sharding
-  from vlm_jax.train import batches, optimizer
+  from vlm_jax.train import batches
   from vlm_jax.train import state as state_lib
-  from vlm_jax.train.step import jit_train_step, make_train_step
+  from vlm_jax.train import step as step_lib
 
   model_config = config.model
-  boxed = models.abstract_params(model_config)
-  tx, schedules = optimizer.make(config.optim, state_lib.unbox_shapes(boxed),
-                                 config.total_steps or 1000)
-  shardings = state_lib.shardings(boxed, tx, mesh)
+  train_setup = step_lib.setup(model_config, config.optim, config.total_steps or 1000, mesh)
+  shardings = train_setup.shardings
   options = dict(config.compiler_options) or None
   params = common.random_like(lambda rng: models.init(model_config, rng), "float32")
   with sharding.activate(mesh):  # the logical axis rules apply while tracing
-    state = state_lib.create(jax.device_put(params, shardings.params), tx,
+    state = state_lib.create(jax.device_put(params, shardings.params), train_setup.tx,
                              jax.random.PRNGKey(config.seed), shardings, options)
     batch = batches.global_batch(host_batch, mesh)
-    step = jit_train_step(
-        make_train_step(models.build(model_config), tx, schedules, microbatches=1,
-                        image_token_id=model_config.image_token_id,
-                        param_shardings=shardings.params),
-        shardings, mesh, options).lower(state, batch).compile()
+    step = step_lib.jitted_step(model_config, train_setup, mesh, microbatches=1,
+                                compiler_options=options).lower(state, batch).compile()
   losses = []
 
   def run():

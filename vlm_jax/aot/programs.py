@@ -22,7 +22,6 @@ from vlm_jax import compressors, flops, models, sharding
 from vlm_jax.generate import decoding
 from vlm_jax.models import vision as vision_lib
 from vlm_jax.registry import Registry
-from vlm_jax.train import optimizer
 from vlm_jax.train import state as state_lib
 from vlm_jax.train import step as step_lib
 
@@ -92,21 +91,16 @@ def training_batch(model_config, sizes, mesh):
 def train_program(config, sizes, mesh):
   """One optimizer step on `sizes.batch` examples (the training loop's jitted step)."""
   model_config = config.model
-  boxed = models.abstract_params(model_config)
   # The schedules' length changes constants of the program, not its shape.
-  tx, schedules = optimizer.make(config.optim, state_lib.unbox_shapes(boxed),
-                                 config.total_steps or 1)
-  state_shardings = state_lib.shardings(boxed, tx, mesh)
-  step = step_lib.make_train_step(
-      models.build(model_config), tx, schedules, microbatches=sizes.microbatches,
-      image_token_id=model_config.image_token_id, param_shardings=state_shardings.params)
+  train_setup = step_lib.setup(model_config, config.optim, config.total_steps or 1, mesh)
   train_llm = config.optim.learning_rates.llm > 0
   per_example = flops.train_flops_per_example(
       model_config, sizes.text_length - 1, train_llm=train_llm,
       question_tokens=sizes.question_length)
   return Program(
-      jitted=step_lib.jit_train_step(step, state_shardings, mesh),
-      args=(state_lib.abstract(boxed, tx, state_shardings),
+      jitted=step_lib.jitted_step(model_config, train_setup, mesh,
+                                  microbatches=sizes.microbatches),
+      args=(state_lib.abstract(train_setup.boxed_params, train_setup.tx, train_setup.shardings),
             training_batch(model_config, sizes, mesh)),
       model_flops=sizes.batch * per_example,
       model_flops_basis="flops.train_flops_per_example x batch (forward + backward, no remat)")

@@ -14,13 +14,13 @@ import numpy as np
 from etils import epath
 from jax.experimental import multihost_utils
 
-from vlm_jax import data, models, sharding
-from vlm_jax.train import batches, optimizer, pretrained
+from vlm_jax import data, sharding
+from vlm_jax.train import batches, pretrained
 from vlm_jax.train import config as config_lib
 from vlm_jax.train import metrics as metrics_lib
 from vlm_jax.train import state as state_lib
 from vlm_jax.train.checkpointing import Checkpointer
-from vlm_jax.train.step import jit_train_step, make_train_step
+from vlm_jax.train import step as step_lib
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,8 @@ def train(config, workdir, *, dataset=None, until_step=None):
   stop = total_steps if until_step is None else min(until_step, total_steps)
   mesh = _make_mesh(config.mesh)
   sharding.check_batch_splits(config.batch_size, config.microbatches, mesh)
-  model = models.build(model_config)
-
-  boxed = models.abstract_params(model_config)
-  tx, schedules = optimizer.make(config.optim, state_lib.unbox_shapes(boxed), total_steps)
-  shardings = state_lib.shardings(boxed, tx, mesh)
+  train_setup = step_lib.setup(model_config, config.optim, total_steps, mesh)
+  boxed, tx, schedules, shardings = train_setup
   options = dict(config.compiler_options) or None
   log.info("%s: %s params, training %s for %d steps of %d examples on mesh %s", workdir,
            f"{sum(x.size for x in jax.tree.leaves(state_lib.unbox_shapes(boxed))):,}",
@@ -78,11 +75,8 @@ def train(config, workdir, *, dataset=None, until_step=None):
         resolved = config.copy_and_resolve_references()
         resolved.model = model_config
         (workdir / pretrained.RUN_CONFIG).write_text(resolved.to_json(indent=2))
-      step_fn = jit_train_step(
-          make_train_step(model, tx, schedules, microbatches=config.microbatches,
-                          image_token_id=model_config.image_token_id,
-                          param_shardings=shardings.params),
-          shardings, mesh, options)
+      step_fn = step_lib.jitted_step(model_config, train_setup, mesh,
+                                     microbatches=config.microbatches, compiler_options=options)
       writer = metrics_lib.MetricWriter(
           workdir / "tensorboard", total_steps=total_steps,
           initial_step=int(jax.device_get(state.step)), enabled=metrics_lib.is_logging_process())

@@ -7,14 +7,17 @@ summed loss and token count, and the summed gradients are divided by the total
 count once, at the end. Only the trained groups are differentiated; frozen
 groups pass through unchanged.
 """
+from typing import Any, NamedTuple
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from vlm_jax import sharding
-from vlm_jax.train import loss
+from vlm_jax import models, sharding
+from vlm_jax.train import loss, optimizer
+from vlm_jax.train import state as state_lib
 from vlm_jax.train.state import TrainState
 
 BATCH_NDIMS = {"input_ids": 2, "labels": 2, "attention_mask": 2, "pixels": 4,
@@ -88,3 +91,26 @@ def jit_train_step(step, state_shardings, mesh, compiler_options=None):
   return jax.jit(step, in_shardings=(state_shardings, batch_shardings),
                  out_shardings=(state_shardings, NamedSharding(mesh, PartitionSpec())),
                  donate_argnums=0, compiler_options=compiler_options)
+
+
+class Setup(NamedTuple):
+  """What training a model on a mesh needs before any array exists."""
+  boxed_params: Any  # models.abstract_params: shapes with logical axes
+  tx: optax.GradientTransformation
+  schedules: dict  # {trained group: learning-rate schedule}
+  shardings: TrainState  # of NamedShardings
+
+
+def setup(model_config, optim_config, total_steps, mesh):
+  """The abstract params, optimizer, schedules and state shardings of training on `mesh`."""
+  boxed = models.abstract_params(model_config)
+  tx, schedules = optimizer.make(optim_config, state_lib.unbox_shapes(boxed), total_steps)
+  return Setup(boxed, tx, schedules, state_lib.shardings(boxed, tx, mesh))
+
+
+def jitted_step(model_config, train_setup, mesh, *, microbatches, compiler_options=None):
+  """The jitted `make_train_step` of `train_setup` on `mesh`: step(state, batch)."""
+  step = make_train_step(models.build(model_config), train_setup.tx, train_setup.schedules,
+                         microbatches=microbatches, image_token_id=model_config.image_token_id,
+                         param_shardings=train_setup.shardings.params)
+  return jit_train_step(step, train_setup.shardings, mesh, compiler_options)
