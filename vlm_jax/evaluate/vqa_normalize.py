@@ -2,7 +2,8 @@
 
 Applied to a model's answer and to each human answer before VQA soft accuracy
 (VQAv2, VizWiz, TextVQA), and to the answers of the VQAv2 / VizWiz submission
-files. Four steps, each its own function:
+files; lmms-eval's VQAv2 applies only some steps to the human answers (see
+scorers/vqa.py). Four steps, each its own function:
 
   1. `split_possessives`: lowercase, delete `,` and `?`, `'s` -> ` 's`, strip.
   2. `normalize_whitespace`: newlines and tabs become spaces, strip.
@@ -118,8 +119,6 @@ def normalize_words(text):
   return " ".join(words)
 
 
-def normalize_answer(text, split_possessive=True):
-  """All four steps; `split_possessive=False` skips step 1 (lmms-eval's VQAv2 answers)."""
-  if split_possessive:
-    text = split_possessives(text)
-  return normalize_words(normalize_punctuation(normalize_whitespace(text)))
+def normalize_answer(text):
+  """All four steps: the processor's treatment of a model's answer."""
+  return normalize_words(normalize_punctuation(normalize_whitespace(split_possessives(text))))
