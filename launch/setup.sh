@@ -10,8 +10,9 @@
 #                   default: copy the HEAD commit of this checkout (uncommitted
 #                   changes are not copied)
 #   --branch        branch or tag to clone                          ($VLM_JAX_BRANCH)
-#   --remote-dir    checkout on the workers, relative to home; replaced on every
-#                   run (default vlm_jax)                           ($VLM_JAX_REMOTE_DIR)
+#   --remote-dir    checkout on the workers, a folder inside home given relative
+#                   to it; deleted and replaced on every run
+#                   (default vlm_jax)                               ($VLM_JAX_REMOTE_DIR)
 #   --python        Python for the environment; the TPU images ship an older
 #                   one, so uv fetches it (default 3.11)            ($VLM_JAX_PYTHON)
 #   --name, --zone, --project: ($TPU_NAME, $TPU_ZONE, $TPU_PROJECT)
@@ -19,14 +20,42 @@
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+# Dies unless the checkout names a folder strictly inside the worker's home directory,
+# relative to it (as train.sh and logs.sh cd there): setup rm -rf's it.
+check_remote_dir() {
+  local given="$1" rest part depth=0
+  local accepted="give a folder inside the home directory, relative to it (e.g. vlm_jax)"
+  [[ -n "$given" ]] || die "--remote-dir is empty: $accepted"
+  case "$given" in
+    "~" | "~/" | '$HOME' | '$HOME/' | "${HOME-}" | "${HOME-}/")
+      die "--remote-dir '$given' is the home directory itself: $accepted" ;;
+    /* | \~* | *'$'*)
+      die "--remote-dir '$given' is not relative to the home directory: $accepted" ;;
+  esac
+  rest="$given/"
+  while [[ -n "$rest" ]]; do
+    part="${rest%%/*}"
+    rest="${rest#*/}"
+    case "$part" in
+      "" | .) ;;
+      ..) depth=$((depth - 1)) ;;
+      *) depth=$((depth + 1)) ;;
+    esac
+    ((depth >= 0)) || die "--remote-dir '$given' is outside the home directory: $accepted"
+  done
+  ((depth > 0)) || die "--remote-dir '$given' is the home directory itself: $accepted"
+}
+
+# Defaults before the flags, so that an explicitly empty --remote-dir is refused.
+VLM_JAX_REMOTE_DIR="${VLM_JAX_REMOTE_DIR-vlm_jax}"
 parse_flags "name zone project repo branch remote-dir python dry-run" "$@"
 require name zone
-: "${VLM_JAX_REMOTE_DIR:=vlm_jax}"
 : "${VLM_JAX_PYTHON:=3.11}"
 if [[ -n "$VLM_JAX_BRANCH" && -z "$VLM_JAX_REPO" ]]; then
   die "--branch needs --repo"
 fi
 
+check_remote_dir "$VLM_JAX_REMOTE_DIR"
 dir="$(shell_quote "$VLM_JAX_REMOTE_DIR")"
 # The env var lets newer pips install into the user site of a system Python;
 # older ones ignore it.

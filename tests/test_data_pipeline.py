@@ -172,3 +172,53 @@ def test_config_errors(cache_dir):
     data.make_dataset(config(cache_dir, task=None))
   with pytest.raises(ValueError, match="largest bucket"):
     data.make_dataset(config(cache_dir, max_length=100))
+
+
+def _eval_pass_missing_images(tmp_path, missing, **overrides):
+  """An eval loader over 10 ocr records of which those at `missing` lost their image."""
+  records = procedural.generate("ocr", "test", num_examples=10, cache_dir=str(tmp_path))
+  for index in missing:
+    os.remove(records[index]["image"])
+  return data.make_eval_examples(config(str(tmp_path), task="ocr", split="test",
+                                        num_examples=10, **overrides))
+
+
+def _valid_ids(batches):
+  return [qid for batch in batches for qid, valid in zip(batch["question_id"], batch["valid"])
+          if valid]
+
+
+@pytest.mark.parametrize("missing", [(7, 8, 9), (8, 9), (0, 9)])
+def test_skips_after_the_last_example_are_counted(tmp_path, missing):
+  # (8, 9): the 8 examples fill two batches, so the counts arrive alone after them.
+  iterator = iter(_eval_pass_missing_images(tmp_path, missing))
+  assert len(_valid_ids(iterator)) == 10 - len(missing)
+  assert iterator.counters["skipped_missing_image"] == len(missing)
+
+
+def test_a_pass_of_skips_only_yields_nothing_but_counts_them(tmp_path):
+  iterator = iter(_eval_pass_missing_images(tmp_path, range(10)))
+  assert list(iterator) == []
+  assert iterator.counters["skipped_missing_image"] == 10
+
+
+def test_trailing_skip_counts_survive_a_state_round_trip(tmp_path):
+  loader = _eval_pass_missing_images(tmp_path, (5, 8, 9))
+  iterator = iter(loader)
+  take(iterator, 1)
+  state = json.loads(json.dumps(iterator.get_state()))
+  expected = list(iterator)
+  resumed = iter(loader)
+  resumed.set_state(state)
+  assert_batches_equal(expected, list(resumed))
+  assert resumed.counters == iterator.counters
+  assert resumed.counters["skipped_missing_image"] == 3
+
+
+def test_trailing_skips_are_counted_with_worker_processes(tmp_path):
+  iterator = iter(_eval_pass_missing_images(tmp_path, (3, 9), worker_count=2))
+  try:
+    assert len(_valid_ids(iterator)) == 8
+    assert iterator.counters["skipped_missing_image"] == 2
+  finally:
+    iterator.close()

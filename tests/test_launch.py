@@ -133,6 +133,43 @@ def test_setup_clones_a_repository(launch):
   assert_installs_in_checkout_venv(steps)
 
 
+def test_setup_replaces_a_folder_inside_home(launch):
+  [ssh] = dry_run(launch, "setup.sh", *POD, "--repo", "https://example.com/vlm_jax.git",
+                  "--remote-dir", "runs/../checkouts/vlm jax")
+  steps = [shlex.split(step) for step in remote_command(ssh).split(" && ")]
+  assert steps[0] == ["rm", "-rf", "runs/../checkouts/vlm jax"]
+  assert steps[1][-1] == "runs/../checkouts/vlm jax"
+
+
+@pytest.mark.parametrize("remote_dir, problem", [
+    ("", "is empty"),
+    ("/", "is not relative to the home directory"),
+    ("/opt/vlm_jax", "is not relative to the home directory"),
+    ("~/vlm_jax", "is not relative to the home directory"),
+    ("~", "is the home directory itself"),
+    ("~/", "is the home directory itself"),
+    ("$HOME", "is the home directory itself"),
+    (os.path.expanduser("~"), "is the home directory itself"),
+    ("vlm_jax/..", "is the home directory itself"),
+    ("..", "is outside the home directory"),
+    ("vlm_jax/../../other", "is outside the home directory"),
+])
+@pytest.mark.parametrize("dry", [True, False])
+def test_setup_refuses_a_remote_dir_it_must_not_delete(launch, remote_dir, problem, dry):
+  result, recorded = launch("setup.sh", *POD, "--remote-dir", remote_dir,
+                            *(["--dry-run"] if dry else []))
+  assert result.returncode == 2
+  [line] = result.stderr.splitlines()
+  assert problem in line and "give a folder inside the home directory" in line
+  assert recorded is None and not result.stdout
+
+
+def test_setup_refuses_an_empty_remote_dir_variable(launch):
+  result, recorded = launch("setup.sh", *POD, "--dry-run", env={"VLM_JAX_REMOTE_DIR": ""})
+  assert result.returncode == 2 and "--remote-dir is empty" in result.stderr
+  assert recorded is None and not result.stdout
+
+
 def test_train_starts_in_background_with_a_log_per_worker(launch, tmp_path):
   config = "configs/it's a config.py"
   [ssh] = dry_run(launch, "train.sh", *POD, "--config", config, "--workdir", "gs://bucket/run 1",

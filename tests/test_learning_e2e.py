@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
   config.mesh.update(data=-1, num_devices=1)
   state, _ = train.train(config, workdir / "run")
   model_dir = str(workdir / "model")
-  checkpoints.save(model_dir, pretrained.model_config(train.resolve(config)), state.params)
+  checkpoints.save(model_dir, pretrained.read_run_config(workdir / "run").model, state.params)
   return workdir, model_dir
 
 

@@ -78,7 +78,10 @@ def test_resumed_run_repeats_the_uninterrupted_one(single_device, tmp_path):
   np.testing.assert_allclose([logged[step] for step in range(1, STEPS + 1)], single_device,
                              rtol=1e-6)
   saved = json.loads((tmp_path / "config.json").read_text())
+  processor = saved["model"].pop("processor")  # what the run fed its model
   assert saved["model"] == json.loads(train_config().model.to_json())
+  assert (processor["tokenizer"], processor["template"], processor["aspect"]) == (
+      "builtin", "chatml", "square")
 
   other = train_config()
   other.model.compressor.budget = 1
@@ -163,6 +166,8 @@ def test_a_run_starts_from_an_earlier_run(single_device_run, tmp_path):
   assert int(result.state.step) == 0
   assert_trees_equal(result.state.params, earlier_result.state.params)
   model, params = pretrained.load_run(earlier)
+  assert model.processor.template == "chatml"
+  del model.processor
   assert json.loads(model.to_json()) == json.loads(config.model.to_json())
   assert_trees_equal(params, earlier_result.state.params)
 

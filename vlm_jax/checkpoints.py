@@ -5,6 +5,8 @@ import os
 import ml_collections
 import orbax.checkpoint as ocp
 
+TOKENIZER_DIR = "tokenizer"  # a converted checkpoint's own tokenizer and processor files
+
 
 def save(path, config, params):
   """Writes `path/config.json` and `path/params` (orbax)."""
@@ -17,8 +19,18 @@ def save(path, config, params):
 
 
 def load_config(path):
-  with open(os.path.join(os.path.abspath(path), "config.json")) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  """The model config of checkpoint `path`; its processor's tokenizer, when the checkpoint
+  holds it, as a path."""
+  path = os.path.abspath(path)
+  config_path = os.path.join(path, "config.json")
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f"{path} is not a model checkpoint: it has no config.json")
+  with open(config_path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  tokenizer = config.get("processor", {}).get("tokenizer")
+  if tokenizer and os.path.isdir(os.path.join(path, tokenizer)):
+    config.processor.tokenizer = os.path.join(path, tokenizer)
+  return config
 
 
 def load(path, shardings=None):

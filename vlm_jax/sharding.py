@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from vlm_jax import errors
+
 MESH_AXES = ("data", "fsdp", "tensor")
 
 # Logical name -> mesh axis (or axes). Names absent here are replicated.
@@ -82,12 +84,12 @@ def shard_params(params, shardings):
 def check_batch_splits(batch, microbatches, mesh):
   """Raises unless `batch` splits into `microbatches` whose rows split over data x fsdp."""
   if batch % microbatches:
-    raise ValueError(f"batch {batch} does not split into {microbatches} microbatches")
+    raise errors.BadValueError(f"batch {batch} does not split into {microbatches} microbatches")
   shards = mesh.shape["data"] * mesh.shape["fsdp"]
   rows = batch // microbatches
   if rows % shards:
-    raise ValueError(f"a (micro)batch of {rows} rows does not split over the {shards} batch "
-                     f"shards (data x fsdp) of the mesh {dict(mesh.shape)}")
+    raise errors.BadValueError(f"a (micro)batch of {rows} rows does not split over the {shards} "
+                               f"batch shards (data x fsdp) of the mesh {dict(mesh.shape)}")
 
 
 def batch_sharding(mesh, ndim):

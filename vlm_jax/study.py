@@ -25,6 +25,9 @@ from vlm_jax.train import pretrained
 
 log = logging.getLogger(__name__)
 
+# The report's tables and fits: accuracy over all questions, the unanswered ones wrong.
+METRIC = "accuracy_all"
+
 
 def _run_name(size, budget):
   return f"{size}_v{budget}"
@@ -45,8 +48,7 @@ def train_run(config, size, budget, workdir):
     return model_dir
   train_config = _train_config(config, size, budget)
   state, _ = train.train(train_config, run_dir)
-  model_config = pretrained.model_config(train.resolve(train_config))
-  checkpoints.save(model_dir, model_config, state.params)
+  checkpoints.save(model_dir, pretrained.read_run_config(run_dir).model, state.params)
   return model_dir
 
 
@@ -100,7 +102,8 @@ def write_report(config, rows, workdir):
   lines = ["# Scaling study on the built-in tasks", "",
            f"Tiny QueCC VLMs ({_setup_line(config)}), each trained from scratch on a mixture "
            f"of {_mixture_line(config)} and scored on each task by normalized exact match on "
-           "held-out questions.", ""]
+           "held-out questions, a question left unanswered counting as wrong.", ""]
+  lines += _incomplete_section(rows, workdir)
   for task in config.tasks:
     task_rows = [r for r in rows if r["benchmark"] == task]
     lines += _task_section(config, task, task_rows, workdir)
@@ -126,6 +129,22 @@ def _mixture_line(config):
   return " and ".join(f"{t} ({w}/{total})" for t, w in zip(config.tasks, config.task_weights))
 
 
+def _incomplete_section(rows, workdir):
+  """The runs with unanswered or skipped questions, or a line saying there are none."""
+  listed = scaling.incomplete_rows(rows)
+  if not listed:
+    return ["Every question of every run was answered.", ""]
+  lines = ["## Unanswered or skipped questions", "",
+           "The tables and fits below count these as wrong:", "",
+           "| run | task | V | unanswered | of questions | skipped by the data pipeline |",
+           "|---|---|---:|---:|---:|---:|"]
+  for row in listed:
+    lines.append(f"| {os.path.relpath(row['checkpoint'], workdir)} | {row['benchmark']} | "
+                 f"{row['visual_tokens']:g} | {row['n_unanswered']} | {row['n_questions']} | "
+                 f"{row['n_skipped']} |")
+  return lines + [""]
+
+
 def _grid_tokens(config):
   """g²: the most visual tokens the tower gives."""
   model = _train_config(config, config.sizes[0], config.budgets[0]).model
@@ -136,14 +155,16 @@ def _task_section(config, task, rows, workdir):
   lines = [f"## {task}", ""]
   sizes = sorted({r["llm_params_b"] for r in rows})
   budgets = sorted({r["visual_tokens"] for r in rows})
-  accuracy = {(r["llm_params_b"], r["visual_tokens"]): r["accuracy"] for r in rows}
-  lines += ["Accuracy (%) by LLM parameters (rows) and visual tokens V (columns):", "",
+  accuracy = {(r["llm_params_b"], r["visual_tokens"]): scaling.row_metric(r, METRIC)
+              for r in rows}
+  lines += ["Accuracy (%) over all questions by LLM parameters (rows) and visual tokens V "
+            "(columns):", "",
             "| LLM params | " + " | ".join(f"V={v}" for v in budgets) + " |",
             "|---:|" + "---:|" * len(budgets)]
   for n in sizes:
     lines.append(f"| {n * 1e9:,.0f} | " + " | ".join(
         f"{100 * accuracy[(n, v)]:.1f}" if (n, v) in accuracy else "–" for v in budgets) + " |")
-  points = scaling.points_from_rows(rows)
+  points = scaling.points_from_rows(rows, metric=METRIC)
   if len(points) < 4:
     return lines + ["", f"{len(points)} configurations: too few to fit the law's 4 parameters.", ""]
   text_tokens = float(np.mean([r["text_tokens"] for r in rows]))

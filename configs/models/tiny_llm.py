@@ -1,7 +1,7 @@
 """Tiny Qwen2-style LLMs for CPU runs: `tiny_llm:size=s|m|l` (vocab of the built-in tokenizer)."""
 import ml_collections
 
-from vlm_jax.configs import parse_arg
+from vlm_jax.configs import one_of, parse_arg
 from vlm_jax.models import llm
 
 SIZES = {  # hidden, layers, heads, kv heads, mlp
@@ -14,7 +14,7 @@ SIZES = {  # hidden, layers, heads, kv heads, mlp
 
 def get_config(arg=None):
   arg = parse_arg(arg, size="s", vocab=1024)
-  hidden, layers, heads, kv_heads, mlp = SIZES[arg.size]
+  hidden, layers, heads, kv_heads, mlp = SIZES[one_of("tiny_llm size", arg.size, SIZES)]
   cfg = llm.default_config()
   cfg.update(vocab_size=arg.vocab, hidden_size=hidden, intermediate_size=mlp,
              num_layers=layers, num_heads=heads, num_kv_heads=kv_heads,

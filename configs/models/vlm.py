@@ -6,7 +6,7 @@ Select layer -2 and, for the key/value features, the paper's CLIP-L hidden state
 import ml_collections
 
 from vlm_jax import compressors
-from vlm_jax.configs import parse_arg, preset
+from vlm_jax.configs import one_of, parse_arg, preset
 
 
 def default_kv_layers(num_layers):
@@ -18,7 +18,8 @@ def get_config(arg=None):
                   dtype="float32")
   llm, tower = preset(arg.llm).llm, preset(arg.vision).vision
   compressor = compressors.default_config()
-  compressor.update(name=arg.compressor, budget=arg.budget, select_layer=-2,
+  name = one_of("compressor", arg.compressor, compressors.COMPRESSORS.names())
+  compressor.update(name=name, budget=arg.budget, select_layer=-2,
                     kv_layers=default_kv_layers(tower.num_layers))
   return ml_collections.ConfigDict(dict(
       kind="vlm", dtype=arg.dtype, llm=llm, vision=tower, compressor=compressor,

@@ -10,20 +10,23 @@ tokens-hungry contrast; it needs most of the steps).
 """
 import ml_collections
 
-from vlm_jax.configs import parse_arg
+from vlm_jax.configs import parse_arg, preset
+from vlm_jax.errors import BadValueError
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, sizes="xs+s+m", budgets="1+4+16+64", tasks="easy_vqa+ocr", weights="1+7",
                   compressor="quecc", steps=1000, batch=32, lr=2e-3, eval_examples=200, seed=0,
                   workers=2)
-  tasks = arg.tasks.split("+")
+  sizes, tasks = arg.sizes.split("+"), arg.tasks.split("+")
+  for size in sizes:
+    preset(f"tiny_llm:size={size}")  # an unknown size fails here, not in a run's worker
   weights = [int(w) for w in arg.weights.split("+")] if arg.weights else [1] * len(tasks)
   if len(weights) != len(tasks):
-    raise ValueError(f"weights={arg.weights!r} needs one weight per task of tasks={arg.tasks!r} "
-                     "(or weights= for equal shares)")
+    raise BadValueError(f"weights={arg.weights!r} needs one weight per task of "
+                        f"tasks={arg.tasks!r} (or weights= for equal shares)")
   return ml_collections.ConfigDict(dict(
-      sizes=arg.sizes.split("+"),
+      sizes=sizes,
       budgets=[int(v) for v in arg.budgets.split("+")],
       tasks=tasks,
       task_weights=weights,

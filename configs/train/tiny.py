@@ -10,7 +10,7 @@ part trained from scratch, the default), 1 (compressor and projector only) or 2
 (and the LLM); steps, batch (global), lr, seed.
 """
 from vlm_jax import train
-from vlm_jax.configs import parse_arg, preset
+from vlm_jax.configs import one_of, parse_arg, preset
 
 STAGE_GROUPS = {
     "all": ("vision", "compressor", "projector", "llm"),
@@ -22,8 +22,7 @@ STAGE_GROUPS = {
 def get_config(arg=None):
   arg = parse_arg(arg, size="s", budget=16, compressor="quecc", task="easy_vqa", stage="all",
                   steps=1000, batch=32, lr=1e-3, seed=0)
-  if arg.stage not in STAGE_GROUPS:
-    raise ValueError(f"stage must be one of {sorted(STAGE_GROUPS)}, got {arg.stage!r}")
+  one_of("stage", arg.stage, STAGE_GROUPS)
   config = train.default_config()
   config.model = preset(f"vlm:llm=tiny_llm:size={arg.size},vision=tiny_vision,"
                         f"compressor={arg.compressor},budget={arg.budget}")
@@ -36,8 +35,7 @@ def get_config(arg=None):
     config.data.update(source="easy_vqa")
   else:
     config.data.update(source="procedural", task=tasks[0][0])
-  config.data.update(image_size=vision.image_size, image_preprocess=vision.family,
-                     template="chatml", max_length=64, bucket_lengths=(16, 32, 64),
+  config.data.update(image_size=vision.image_size, max_length=64, bucket_lengths=(16, 32, 64),
                      seed=arg.seed)
   config.update(seed=arg.seed, batch_size=arg.batch, total_steps=arg.steps, log_every=50)
   config.optim.learning_rates.update(

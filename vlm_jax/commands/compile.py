@@ -9,7 +9,9 @@ import json
 import os
 import sys
 
-EXIT_FITS, EXIT_BAD_INPUT, EXIT_DOES_NOT_FIT, EXIT_NO_LIBTPU = 0, 2, 3, 4
+from vlm_jax import errors
+
+EXIT_FITS, EXIT_DOES_NOT_FIT, EXIT_NO_LIBTPU = 0, 3, 4  # bad input: 2, as for every command
 STEPS = ("train", "prefill", "decode")
 GIB = 2 ** 30
 
@@ -101,18 +103,17 @@ def run(args):
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
   from vlm_jax import aot, configs, train
   try:
-    mesh = parse_mesh(args.mesh)
-    config = train.apply_overrides(configs.load(args.config), args.overrides)
-    report = aot.compile_step(config, args.topology, step=args.step, mesh=mesh,
-                              batch=args.batch, text_length=args.text_length,
-                              question_length=args.question_length,
-                              max_new_tokens=args.max_new_tokens)
+    # The topology, mesh, sizes and config are checked on the way to the compiler.
+    with errors.user_input():
+      mesh = parse_mesh(args.mesh)
+      config = train.apply_overrides(configs.load(args.config), args.overrides)
+      report = aot.compile_step(config, args.topology, step=args.step, mesh=mesh,
+                                batch=args.batch, text_length=args.text_length,
+                                question_length=args.question_length,
+                                max_new_tokens=args.max_new_tokens)
   except aot.LibtpuUnavailableError as e:
-    print(f"error: {e}", file=sys.stderr)
+    print(f"vlm-jax compile: error: {e}", file=sys.stderr)
     return EXIT_NO_LIBTPU
-  except (ValueError, KeyError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_BAD_INPUT
   print(json.dumps({"config": args.config, **report.to_dict()}, indent=2) if args.json
         else describe(report, args.config))
   return EXIT_FITS if report.fits else EXIT_DOES_NOT_FIT

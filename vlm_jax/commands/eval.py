@@ -1,18 +1,33 @@
 """Evaluate checkpoints at visual-token budgets on benchmarks; writes results.json/.csv/.md."""
+import argparse
 
 
 def add_arguments(parser):
   parser.add_argument("--config", required=True, help="eval config file[:arg], configs/eval/")
   parser.add_argument("--checkpoints", required=True, help="comma-separated model checkpoints")
-  parser.add_argument("--budgets", help="comma-separated V (default: each checkpoint's own)")
+  parser.add_argument("--budgets", type=_budgets,
+                      help="comma-separated V (default: each checkpoint's own)")
   parser.add_argument("--workdir", required=True, help="where results and answers go")
+  parser.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE",
+                      help="override a config field, e.g. --set data.batch_size=8 "
+                      "--set data.template=vicuna_v1 (repeatable)")
+
+
+def _budgets(text):
+  """'1,4,16' -> [1, 4, 16] (argparse reports a bad value)."""
+  if not all(item.strip().isdigit() and int(item) > 0 for item in text.split(",")):
+    raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive "
+                                     "visual-token counts, e.g. 1,4,16")
+  return [int(item) for item in text.split(",")]
 
 
 def run(args):
-  from vlm_jax import configs
+  from vlm_jax import configs, errors
   from vlm_jax.evaluate import harness, results
-  budgets = [int(v) for v in args.budgets.split(",")] if args.budgets else None
-  rows = harness.run(configs.load(args.config), args.checkpoints.split(","), args.workdir,
-                     budgets)
+  with errors.user_input():
+    config = configs.load(args.config)
+  rows = harness.run(config, args.checkpoints.split(","), args.workdir, args.budgets,
+                     overrides=args.overrides)
   print(results.markdown_table(rows))
   return 0

@@ -1,6 +1,9 @@
 """Recommend the LLM size and visual-token count that minimize error under a FLOPs budget."""
 import json
 
+from vlm_jax import errors
+from vlm_jax.commands import comma_separated
+
 PAPER_GRID_B = "0.5,1.8,4,7,14"
 
 
@@ -11,7 +14,7 @@ def add_arguments(parser):
                       help="text tokens per query")
   parser.add_argument("--fit", help="fit JSON from `vlm-jax fit --save-fit` "
                       "(default: the fit of the paper's numbers)")
-  parser.add_argument("--llm-params-b", default=PAPER_GRID_B,
+  parser.add_argument("--llm-params-b", type=comma_separated(float), default=PAPER_GRID_B,
                       help=f"comma-separated candidate LLM sizes in billions ({PAPER_GRID_B})")
   parser.add_argument("--continuous", action="store_true",
                       help="any LLM size between the smallest and largest candidate")
@@ -26,24 +29,26 @@ def run(args):
   from vlm_jax import scaling
 
   if args.fit:
-    fit, source = scaling.Fit.load(args.fit), args.fit
+    with errors.user_input(ValueError):  # a fit file lacking fields, or not JSON
+      fit, source = scaling.Fit.load(args.fit), args.fit
   else:
     fit = scaling.fit_scaling_law(scaling.load_paper_reference(), bootstrap=0)
     source = "paper reference numbers"
-  candidates = np.array([float(n) for n in args.llm_params_b.split(",")])
+  candidates = np.array(args.llm_params_b)
   q = args.text_tokens
   budget = args.budget_gflops * 1e9
   if args.continuous:
     choice = {"llm_params_range": (candidates.min(), candidates.max())}
   else:
     choice = {"llm_params_b": candidates}
-  best, = scaling.frontier(fit, budget, q, v_max=args.max_visual_tokens,
-                           integer_tokens=True, **choice)
+  with errors.user_input(ValueError):  # the budget, sizes and token limit are checked here
+    best, = scaling.frontier(fit, budget, q, v_max=args.max_visual_tokens,
+                             integer_tokens=True, **choice)
   if best is None:
     cheapest = scaling.paper_inference_flops(candidates.min(), 1, q) / 1e9
-    raise SystemExit(f"vlm-jax plan: {args.budget_gflops:g} GFLOPs affords no configuration; "
-                     f"the cheapest (N = {candidates.min():g}B, V = 1, Q = {q:g}) "
-                     f"costs {cheapest:g} GFLOPs")
+    raise errors.UserError(f"{args.budget_gflops:g} GFLOPs affords no configuration; the "
+                           f"cheapest (N = {candidates.min():g}B, V = 1, Q = {q:g}) costs "
+                           f"{cheapest:g} GFLOPs")
   v_star = scaling.optimal_visual_tokens(fit, q)
   plan = {
       "llm_params_b": best.llm_params_b,

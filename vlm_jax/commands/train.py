@@ -5,7 +5,7 @@ every host runs the same command (see launch/train.sh).
 """
 import logging
 
-from vlm_jax import distributed
+from vlm_jax import distributed, errors
 
 
 def add_arguments(parser):
@@ -27,10 +27,27 @@ def add_arguments(parser):
 def run(args):
   logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
   logging.getLogger("vlm_jax").setLevel(logging.INFO)
-  distributed.initialize_from_args(args)
-  from vlm_jax import configs, train
-  config = train.apply_overrides(configs.load(args.config), args.overrides)
-  result = train.train(config, args.workdir, until_step=args.until_step)
+  with errors.user_input(ValueError):  # incomplete multi-host settings
+    distributed.initialize_from_args(args)
+  from vlm_jax import data, train
+  from vlm_jax.data import processor
+  config = checked_config(args.config, args.overrides, args.workdir)
+  explicit = processor.explicit_data_keys(args.overrides)
+  with errors.user_input(data.DataError):  # a record of the training data that is unusable
+    result = train.train(config, args.workdir, until_step=args.until_step, explicit=explicit)
   if result.history:
     print(f"step {result.history[-1]['step']}: loss {result.history[-1]['loss']:.4f}")
   return 0
+
+
+def checked_config(spec, overrides, workdir):
+  """The config `spec` names with `overrides` set, checked before anything is built: its
+  values, the checkpoints it starts from, and the run in `workdir` it would resume."""
+  from vlm_jax import configs, train
+  from vlm_jax.train import pretrained
+  with errors.user_input():
+    config = train.apply_overrides(configs.load(spec), overrides)
+    model = pretrained.model_config(train.resolve(config))
+    if pretrained.is_training_run(workdir):
+      pretrained.check_resumable(workdir, model)
+  return config

@@ -1,7 +1,8 @@
 """Importers of Hugging Face (and the paper's PyTorch) checkpoints into our params.
 
 `from_hf(path) -> (config, params)` reads a local model folder (config.json and
-safetensors, sharded or not, or PyTorch .bin) one tensor at a time.
+safetensors, sharded or not, or PyTorch .bin) one tensor at a time;
+`convert(src, dst)` writes it as our checkpoint with the source's tokenizer files.
 """
 import inspect
 import json
@@ -10,8 +11,8 @@ import os
 
 import flax.linen as nn
 
-from vlm_jax import compressors, configs, models
-from vlm_jax.convert import hf_config, rules
+from vlm_jax import checkpoints, compressors, configs, models
+from vlm_jax.convert import hf_config, processor, rules
 from vlm_jax.convert.mapping import fill, prefixed
 from vlm_jax.convert.tensors import TensorReader
 from vlm_jax.models import vision as vision_lib
@@ -133,7 +134,10 @@ def from_hf(path, **options):
   options go to the architecture's converter (the paper's LLaVA-QueCC takes
   `vision_tower=FOLDER` and `kv_layers=(...)`).
   """
-  with open(os.path.join(path, "config.json")) as f:
+  config_path = os.path.join(path, "config.json")
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f"{path} is not a Hugging Face model folder: it has no config.json")
+  with open(config_path) as f:
     hf = json.load(f)
   architecture = (hf.get("architectures") or [None])[0]
   if architecture not in ARCHITECTURES.names():
@@ -148,4 +152,21 @@ def from_hf(path, **options):
   params = fill(nn.unbox(models.abstract_params(config)), name_rules, reader.get)
   if reader.unused():
     logging.warning("not converted (unused by this model): %s", ", ".join(reader.unused()))
+  tower = options.get("vision_tower") or hf.get("mm_vision_tower")
+  image_folder = tower if tower and os.path.isdir(tower) else None
+  config.processor = processor.processor_config(path, config, hf, image_folder)
+  if config.processor.tokenizer and config.kind != "vision":
+    processor.check_tokenizer(config, path)
   return config, params
+
+
+def convert(src, dst, **options):
+  """Converts folder `src` into checkpoint `dst` (vlm_jax.checkpoints), its tokenizer and
+  processor files copied in; -> the model config."""
+  if not os.path.isdir(src):
+    raise FileNotFoundError(f"{src} is not a folder")
+  config, params = from_hf(src, **options)
+  if config.processor.tokenizer:
+    config.processor.tokenizer = processor.copy_tokenizer(src, dst)
+  checkpoints.save(dst, config, params)
+  return config

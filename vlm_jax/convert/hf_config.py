@@ -32,7 +32,7 @@ def llm_config(hf):
       num_heads=heads, num_kv_heads=hf.get("num_key_value_heads") or heads,
       head_dim=hf.get("head_dim") or hf["hidden_size"] // heads, rope_theta=theta,
       rms_norm_eps=hf.get("rms_norm_eps", 1e-6), qkv_bias=model_type == "qwen2",
-      tie_embeddings=bool(hf.get("tie_word_embeddings", model_type == "qwen2")),
+      tie_embeddings=bool(hf.get("tie_word_embeddings", False)),  # transformers' default
       max_position_embeddings=hf.get("max_position_embeddings", 4096))
   cfg.rope_scaling = scaling
   return cfg

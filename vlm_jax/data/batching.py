@@ -10,6 +10,15 @@ from vlm_jax.data.examples import IGNORE_INDEX
 COUNTS_KEY = "_counts"  # skip/truncation counts riding along with a batch
 
 
+def counts_only(counts):
+  """An element or batch that carries counts and no example."""
+  return {COUNTS_KEY: counts}
+
+
+def _is_counts_only(element):
+  return element.keys() == {COUNTS_KEY}
+
+
 def bucket_length(length, bucket_lengths):
   """The smallest bucket >= length; past the largest, a multiple of the largest."""
   fitting = [b for b in sorted(bucket_lengths) if b >= length]
@@ -37,7 +46,8 @@ class Collate:
   `padding_side` ("left" for generation) with (pad id, -100, 0); questions are
   always right-padded, so the last question token sits at question_mask.sum()-1.
   With `batch_size`, a short final batch is filled up with copies of its last
-  example and `valid` (B,) bool marks the real rows.
+  example and `valid` (B,) bool marks the real rows. Counts-only elements add
+  their counts and no row; a batch of nothing else is counts-only itself.
   """
 
   def __init__(self, *, pad_id, bucket_lengths, padding_side="right", batch_size=None):
@@ -48,11 +58,14 @@ class Collate:
     self.padding_side = padding_side
     self.batch_size = batch_size
 
-  def __call__(self, examples):
+  def __call__(self, elements):
     counts = {}
-    for example in examples:
-      for name, value in example.get(COUNTS_KEY, {}).items():
+    for element in elements:
+      for name, value in element.get(COUNTS_KEY, {}).items():
         counts[name] = counts.get(name, 0) + value
+    examples = [e for e in elements if not _is_counts_only(e)]
+    if not examples:
+      return counts_only(counts)
     valid = np.ones(len(examples), bool)
     if self.batch_size is not None and len(examples) < self.batch_size:
       valid = np.arange(self.batch_size) < len(examples)

@@ -18,11 +18,15 @@ def default_config():
       num_examples=placeholder(int),  # procedural: records per split (default 5000 train / 500 test)
       render_size=placeholder(int),  # procedural: image side in pixels (default per task)
       cache_dir=placeholder(str),  # procedural: default $VLM_JAX_CACHE or ~/.cache/vlm_jax
-      tokenizer="builtin",  # "builtin", a local tokenizer folder, or a tokenizer.json
-      template="chatml",  # chatml | vicuna_v1 | plain
+      # Unset (None): the model checkpoint's own (vlm_jax.data.processor), else FALLBACKS.
+      tokenizer=placeholder(str),  # "builtin", a local tokenizer folder, or a tokenizer.json
+      template=placeholder(str),  # "hf" (the tokenizer's own chat template) | TEMPLATES name
       image_size=224,
-      image_preprocess="siglip",  # siglip | clip
-      aspect="square",  # square | pad (LLaVA's expand2square first)
+      image_preprocess=placeholder(str),  # siglip | clip
+      aspect=placeholder(str),  # square | pad (LLaVA's expand2square first)
+      image_mean=placeholder(tuple),  # per channel; unset: the image_preprocess kind's
+      image_std=placeholder(tuple),
+      image_token=placeholder(str),  # how the chat template writes the image, e.g. "<image>"
       max_length=2048,  # text positions, the image placeholder counting as one
       bucket_lengths=(16, 32, 64, 128, 256, 512, 1024, 2048),
       batch_size=8,  # per host
@@ -32,21 +36,29 @@ def default_config():
       drop_remainder=True,
       padding_side="right",
       strict=False,  # True: a bad record raises instead of being skipped and counted
-      image_token_id=-200,
+      image_token_id=placeholder(int),  # unset: the model's (LLaVA's -200 without a model)
       read_threads=4,
       worker_count=0,  # grain worker processes (0: read in this process); the order depends on it
   ))
 
 
+# What an unset processor key means when no checkpoint sets it.
+FALLBACKS = dict(tokenizer="builtin", template="chatml", image_preprocess="siglip",
+                 aspect="square", image_token="<image>", image_token_id=-200)
+_TUPLES = ("bucket_lengths", "mixture", "mixture_weights", "image_mean", "image_std")
+
+
 def resolve(config):
-  """`config` over the defaults; unknown keys and bad values raise ValueError."""
+  """`config` over the defaults and FALLBACKS; unknown keys and bad values raise ValueError."""
   resolved = default_config()
   unknown = sorted(set(config.keys()) - set(resolved.keys()))
   if unknown:
     raise ValueError(f"unknown data config keys {unknown}; known: {sorted(resolved.keys())}")
   for key, value in config.items():
-    is_tuple = key in ("bucket_lengths", "mixture", "mixture_weights")
-    resolved[key] = tuple(value) if is_tuple else value
+    resolved[key] = tuple(value) if key in _TUPLES and value is not None else value
+  for key, value in FALLBACKS.items():
+    if resolved[key] is None:
+      resolved[key] = value
   if resolved.aspect not in ("square", "pad"):
     raise ValueError(f"data.aspect must be 'square' or 'pad', got {resolved.aspect!r}")
   if resolved.padding_side not in ("left", "right"):

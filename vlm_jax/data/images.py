@@ -5,6 +5,7 @@
   /255, normalize with the OpenAI CLIP mean and std.
 - aspect="pad": LLaVA's `expand2square` first pads the image to a square with
   the tower's mean colour (int(mean × 255)), the original centered.
+A checkpoint's processor config may give its own mean and std.
 """
 import dataclasses
 import io
@@ -51,9 +52,14 @@ IMAGE_TRANSFORMS.register("clip")(ImageTransform(
     shortest_edge_crop=True))
 
 
-def preprocess_image(image, *, kind, image_size, aspect="square"):
-  """PIL image -> (image_size, image_size, 3) float32 for the tower `kind`."""
-  return IMAGE_TRANSFORMS.get(kind)(image, image_size, aspect)
+def preprocess_image(image, *, kind, image_size, aspect="square", mean=None, std=None):
+  """PIL image -> (image_size, image_size, 3) float32 for the tower `kind`; `mean` and
+  `std` (per channel, e.g. a checkpoint's processor config) replace the kind's."""
+  transform = IMAGE_TRANSFORMS.get(kind)
+  if mean is not None or std is not None:
+    transform = dataclasses.replace(transform, mean=tuple(mean or transform.mean),
+                                    std=tuple(std or transform.std))
+  return transform(image, image_size, aspect)
 
 
 def expand_to_square(image, fill):

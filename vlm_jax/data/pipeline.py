@@ -13,11 +13,11 @@ import grain
 from absl import flags
 
 from vlm_jax.data import config as config_lib
-from vlm_jax.data.batching import COUNTS_KEY, Collate
+from vlm_jax.data.batching import COUNTS_KEY, Collate, counts_only
 from vlm_jax.data.examples import COUNTERS, ExampleBuilder, Skip
 from vlm_jax.data.records import DataError
 from vlm_jax.data.sources import load_records
-from vlm_jax.data.templates import TEMPLATES
+from vlm_jax.data.templates import get_template
 from vlm_jax.data.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,7 @@ def _make_loader(config, shard_index, shard_count, *, for_generation, records=No
   if not 0 <= shard_index < shard_count:
     raise ValueError(f"shard_index={shard_index} must lie in [0, shard_count={shard_count})")
   tokenizer = load_tokenizer(config.tokenizer)
-  if 0 <= config.image_token_id < len(tokenizer):
-    raise ValueError(f"data.image_token_id={config.image_token_id} is a real token id of the "
-                     f"vocabulary (size {len(tokenizer)}); use a negative placeholder such as -200")
+  _check_image_token(config, tokenizer)
   records = load_records(config) if records is None else records
   dataset = grain.MapDataset.source(records)[shard_index::shard_count]
   shard_size = len(dataset)
@@ -66,15 +64,17 @@ def _make_loader(config, shard_index, shard_count, *, for_generation, records=No
       dataset = dataset.shuffle(seed=config.seed)
     dataset = dataset.repeat(config.num_epochs)
   builder = ExampleBuilder(
-      tokenizer=tokenizer, template=TEMPLATES.get(config.template),
+      tokenizer=tokenizer, template=get_template(config.template, tokenizer, config.image_token),
       image_kind=config.image_preprocess, image_size=config.image_size, aspect=config.aspect,
       max_length=config.max_length, image_token_id=config.image_token_id,
       for_generation=for_generation)
   read_options = grain.ReadOptions(num_threads=config.read_threads,
                                    prefetch_buffer_size=2 * config.batch_size)
-  batches = SkipCounter(dataset.map(builder).to_iter_dataset(read_options), strict=config.strict)
+  drop_remainder = config.drop_remainder and not for_generation
+  batches = SkipCounter(dataset.map(builder).to_iter_dataset(read_options), strict=config.strict,
+                        count_trailing_skips=not drop_remainder)
   batches = batches.batch(
-      config.batch_size, drop_remainder=config.drop_remainder and not for_generation,
+      config.batch_size, drop_remainder=drop_remainder,
       batch_fn=Collate(pad_id=tokenizer.pad_id, bucket_lengths=config.bucket_lengths,
                        padding_side="left" if for_generation else config.padding_side,
                        batch_size=config.batch_size if for_generation else None))
@@ -86,31 +86,58 @@ def _make_loader(config, shard_index, shard_count, *, for_generation, records=No
   return Loader(batches, num_records=shard_size, tokenizer=tokenizer)
 
 
+def _check_image_token(config, tokenizer):
+  """The placeholder is a negative id (LLaVA's -200) or the tokenizer's own image token (as
+  in LlavaForConditionalGeneration checkpoints), never another real token."""
+  if not 0 <= config.image_token_id < len(tokenizer):
+    return
+  own = tokenizer.hf_tokenizer.convert_tokens_to_ids(config.image_token)
+  if own != config.image_token_id:
+    raise ValueError(f"data.image_token_id={config.image_token_id} is a real token id of the "
+                     f"vocabulary (size {len(tokenizer)}) and not that of the image token "
+                     f"{config.image_token!r} ({own}); use the image token's id or a negative "
+                     "placeholder such as -200")
+
+
 class SkipCounter(grain.IterDataset):
   """Drops Skip markers (a warning each, or DataError when strict) and counts them.
 
   The counts since the previous example ride on the next example under
-  COUNTS_KEY, so they survive worker processes and batching.
+  COUNTS_KEY, so they survive worker processes and batching. With
+  `count_trailing_skips`, the skips after the last example leave as a final
+  counts-only element, which Collate and LoaderIterator turn into counts
+  alone. Without it they are lost, as when the batcher drops the remainder:
+  that element would be dropped with it or, completing the last batch, leave
+  that batch a row short.
   """
 
-  def __init__(self, parent, *, strict):
+  def __init__(self, parent, *, strict, count_trailing_skips):
     super().__init__(parent)
     self._strict = strict
+    self._count_trailing_skips = count_trailing_skips
 
   def __iter__(self):
-    return _SkipCounterIterator(self._parent.__iter__(), strict=self._strict)
+    return _SkipCounterIterator(self._parent.__iter__(), strict=self._strict,
+                                count_trailing_skips=self._count_trailing_skips)
 
 
 class _SkipCounterIterator(grain.DatasetIterator):
 
-  def __init__(self, parent, *, strict):
+  def __init__(self, parent, *, strict, count_trailing_skips):
     super().__init__(parent)
     self._strict = strict
+    self._count_trailing_skips = count_trailing_skips
     self._pending = {}
 
   def __next__(self):
     while True:
-      element = next(self._parent)
+      try:
+        element = next(self._parent)
+      except StopIteration:
+        if not (self._count_trailing_skips and self._pending):
+          raise
+        counts, self._pending = self._pending, {}
+        return counts_only(counts)
       if isinstance(element, Skip):
         if self._strict:
           raise DataError(element.message())
@@ -150,7 +177,9 @@ class Loader:
 class LoaderIterator:
   """Batches, with running `counters` (COUNTERS -> int) for logging as metrics.
 
-  Counters cover the records read up to the last batch returned. `get_state()`
+  Counters cover the records read up to the last batch returned, and every
+  record once the iterator is exhausted (eval passes, and training passes that
+  keep the remainder). `get_state()`
   is a JSON-serialisable dict (position and counters); `set_state` on a
   fresh iterator of the same Loader resumes exactly where it was taken.
   """
@@ -163,10 +192,12 @@ class LoaderIterator:
     return self
 
   def __next__(self):
-    batch = next(self._iterator)
-    for name, value in batch.pop(COUNTS_KEY).items():
-      self.counters[name] += value
-    return batch
+    while True:
+      batch = next(self._iterator)
+      for name, value in batch.pop(COUNTS_KEY).items():
+        self.counters[name] += value
+      if batch:  # else counts alone: the skips after a pass's last example
+        return batch
 
   def get_state(self):
     return {"pipeline": self._iterator.get_state(), "counters": dict(self.counters)}

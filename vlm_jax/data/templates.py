@@ -4,7 +4,8 @@ A template turns conversation rounds [(user, assistant)] into segments
 [(text, is_answer)]: the answer segments (each answer with its end-of-turn
 marker) are the only ones trained on. Joined, the segments' texts are the
 exact prompt string; `<image>` stays in the text and becomes the placeholder
-id at tokenization.
+id at tokenization. `get_template("hf", tokenizer)` renders a checkpoint's own
+Jinja chat template instead.
 """
 from vlm_jax.data.records import IMAGE_TOKEN
 from vlm_jax.registry import Registry
@@ -74,6 +75,95 @@ class Plain:
   def generation_prompt(self, user):
     del user
     return [(IMAGE_TOKEN, False)]
+
+
+class HFChatTemplate:
+  """A Hugging Face tokenizer's Jinja chat template, rendered by `apply_chat_template`.
+
+  The prompt is byte-identical to what the `transformers` pipeline builds. Where the
+  template takes a processor's structured content ([{"type": "image"}, {"type": "text"}],
+  as LLaVA processors' templates do) the image is an image item and the template places
+  it; otherwise the user text keeps its `<image>\n` prefix. Answer segments are found by
+  rendering each conversation prefix: what the assistant's turn adds after the generation
+  prompt is its answer and end-of-turn marker, less trailing whitespace.
+  """
+
+  def __init__(self, hf_tokenizer, image_token=IMAGE_TOKEN):
+    if not hf_tokenizer.chat_template:
+      raise ValueError("data.template='hf' but the tokenizer has no chat template")
+    self._tokenizer = hf_tokenizer
+    self._image_token = image_token
+    self._structured = self._takes_structured_content()
+    self.end_of_turn = self._end_of_turn()
+
+  def _render(self, messages, add_generation_prompt):
+    text = self._tokenizer.apply_chat_template(messages, tokenize=False,
+                                               add_generation_prompt=add_generation_prompt)
+    return text.replace(self._image_token, IMAGE_TOKEN) if self._image_token != IMAGE_TOKEN \
+        else text
+
+  def _takes_structured_content(self):
+    probe = "vlm-jax-probe"
+    try:
+      text = self._tokenizer.apply_chat_template(
+          [{"role": "user", "content": [{"type": "text", "text": probe}]}], tokenize=False)
+    except Exception:  # pylint: disable=broad-except  # a template for string content only
+      return False
+    return probe in text and "'type'" not in text
+
+  def _end_of_turn(self):
+    answer = "vlm-jax-probe"
+    messages = self._messages([("question", answer)])
+    prompt = self._render(messages[:1], True)
+    full = self._render(messages, False)
+    return full[len(prompt) + len(answer):].rstrip() if full.startswith(prompt + answer) else ""
+
+  def _user_content(self, text):
+    if not self._structured:
+      return text
+    if text.startswith(IMAGE_TOKEN):
+      return [{"type": "image"}, {"type": "text", "text": text[len(IMAGE_TOKEN):].lstrip("\n")}]
+    return [{"type": "text", "text": text}]
+
+  def _messages(self, rounds):
+    messages = []
+    for user, answer in rounds:
+      messages.append({"role": "user", "content": self._user_content(user)})
+      if answer is not None:
+        content = [{"type": "text", "text": answer}] if self._structured else answer
+        messages.append({"role": "assistant", "content": content})
+    return messages
+
+  def conversation(self, rounds):
+    messages = self._messages(rounds)
+    segments, done = [], ""
+    for end in range(1, len(messages) + 1):
+      if messages[end - 1]["role"] == "user":
+        continue
+      prompt = self._render(messages[:end - 1], True)
+      full = self._render(messages[:end], False)
+      if not (prompt.startswith(done) and full.startswith(prompt)):
+        raise ValueError("the chat template does not render a conversation as a prefix of "
+                         "its continuation; answers cannot be located for training")
+      answer = full[len(prompt):].rstrip()
+      segments += [(prompt[len(done):], False), (answer, True)]
+      done = prompt + answer
+    final = self._render(messages, False)
+    if len(final) > len(done):
+      segments.append((final[len(done):], False))
+    return segments
+
+  def generation_prompt(self, user):
+    return [(self._render(self._messages([(user, None)]), True), False)]
+
+
+def get_template(name, tokenizer=None, image_token=IMAGE_TOKEN):
+  """The template `name`; "hf": the chat template of `tokenizer` (a TextTokenizer)."""
+  if name == "hf":
+    if tokenizer is None:
+      raise ValueError("data.template='hf' needs the tokenizer")
+    return HFChatTemplate(tokenizer.hf_tokenizer, image_token)
+  return TEMPLATES.get(name)
 
 
 TEMPLATES.register("chatml")(ChatML())

@@ -16,12 +16,15 @@ import numpy as np
 import tqdm
 
 from vlm_jax import checkpoints as checkpoints_lib
-from vlm_jax import flops, models
-from vlm_jax.data import TEMPLATES, load_tokenizer, make_eval_examples
+from vlm_jax import errors, flops, models
+from vlm_jax.data import load_tokenizer, make_eval_examples
 from vlm_jax.data import config as data_config_lib
+from vlm_jax.data import processor as processor_lib
+from vlm_jax.data.templates import get_template
 from vlm_jax.evaluate import results, writers
 from vlm_jax.evaluate.registry import BENCHMARKS
 from vlm_jax.generate import Generator
+from vlm_jax.train import apply_overrides, pretrained
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ def with_budget(config, params, budget):
   have = dict(jax.tree_util.tree_flatten_with_path(params)[0])
   for path, leaf in expected:
     if have[path].shape != leaf.shape:
-      raise ValueError(f"budget {budget}: param {jax.tree_util.keystr(path)} would have shape "
+      raise errors.BadValueError(
+          f"budget {budget}: param {jax.tree_util.keystr(path)} would have shape "
                        f"{leaf.shape}, the checkpoint's is {have[path].shape}")
   return config
 
@@ -52,19 +56,40 @@ def _records(data, benchmark):
           for e in data.examples]
 
 
-def _data_config(config, model_config):
-  data = data_config_lib.default_config()
-  data.update(config.data)
+def load_model(spec):
+  """(model config, float32 params) of `spec`: a converted or exported model folder, or a
+  training workdir at its latest checkpoint or at `DIR@STEP`."""
+  path, at, step = spec.rpartition("@") if "@" in spec else (spec, "", "")
+  if pretrained.is_training_run(path):
+    if at and not step.isdigit():
+      raise errors.BadValueError(f"{spec}: the step after @ must be a number, got {step!r}")
+    return pretrained.load_run(path, int(step) if at else None)
+  if at:
+    raise errors.BadValueError(f"{spec}: @STEP names a step of a training workdir, and {path} "
+                               "is not one")
+  return checkpoints_lib.load(path)
+
+
+def _data_config(config, model_config, source, explicit):
+  """The eval pipeline's data config: config.data over the checkpoint's processor."""
+  data = processor_lib.merge(config.data.copy_and_resolve_references(),
+                             model_config.get("processor"), source, explicit)
+  if data.tokenizer is None:
+    raise errors.BadValueError(f"{source} carries no tokenizer: name one with "
+                               "--set data.tokenizer=FOLDER")
+  if data.image_preprocess is None:
+    data.image_preprocess = model_config.vision.family
   data.update(image_size=model_config.vision.image_size, max_length=max(data.bucket_lengths),
-              image_preprocess=model_config.vision.family,
               image_token_id=model_config.image_token_id, padding_side="left")
-  return data
+  return data_config_lib.resolve(data)
 
 
-def _stop_ids(tokenizer, template):
-  """End-of-sequence ids: the tokenizer's eos and the template's end of turn if one token."""
-  end = tokenizer.encode(template.end_of_turn)
-  return sorted({tokenizer.eos_id, *(end if len(end) == 1 else [])})
+def _stop_ids(tokenizer, template, model_config):
+  """End-of-sequence ids: the tokenizer's eos, the checkpoint's, and the template's end of
+  turn if one token."""
+  end = tokenizer.encode(template.end_of_turn) if template.end_of_turn else []
+  eos = model_config.get("processor", {}).get("eos_token_ids") or []
+  return sorted({tokenizer.eos_id, *eos, *(end if len(end) == 1 else [])} - {None})
 
 
 def generate_answers(generator, params, records, data_config, desc):
@@ -99,6 +124,8 @@ def _row(checkpoint, name, config, metrics, text_tokens, skipped, data, answers_
       "llm_params_b": cost["llm_params"] / 1e9, "visual_tokens": budget,
       "text_tokens": text_tokens, "inference_gflops": cost["total"] / 1e9,
       "paper_gflops": cost["paper"] / 1e9, "accuracy": metrics["accuracy"],
+      # A test split's placeholder metrics (no annotations) lack accuracy_all.
+      "accuracy_all": metrics.get("accuracy_all", float("nan")),
       "n_scored": metrics["n_scored"], "n_unanswered": metrics["n_unanswered"],
       "n_unparsed": metrics["n_unparsed"], "n_skipped": sum(skipped.values()),
       "skipped": skipped, "missing_images": data.missing_images,
@@ -120,12 +147,22 @@ def _write_submission(name, benchmark, args, answers, path):
   log.info("%s submission: %s (%s)", name, path + suffix, coverage)
 
 
-def run(config, checkpoints, workdir, budgets=None):
+def run(config, checkpoints, workdir, budgets=None, overrides=()):
   """Evaluates every checkpoint at every budget (default: its own) on config.benchmarks.
 
   config: `benchmarks` (names), `benchmark_args` ({name: reader arguments, e.g. root}),
-  `data` (tokenizer, template, batch_size, bucket_lengths of the eval pipeline).
+  `data` (batch_size, bucket_lengths of the eval pipeline; tokenizer, template and image
+  preprocessing unset to take each checkpoint's own). checkpoints: load_model specs.
+  overrides: `KEY=VALUE` items set on config; the data keys among them win over the
+  checkpoints' processors.
   """
+  config = copy.deepcopy(config)
+  data = data_config_lib.default_config()
+  data.update(config.get("data", {}))
+  config.data = data
+  with errors.user_input():
+    apply_overrides(config, overrides)
+  explicit = processor_lib.explicit_data_keys(overrides)
   rows = results.load(workdir)
   done = {results.row_key(r) for r in rows}
   benchmarks = {}
@@ -137,15 +174,17 @@ def run(config, checkpoints, workdir, budgets=None):
                   len(data.missing_images), ", ".join(map(str, data.missing_images[:10])))
     benchmarks[name] = (benchmark, args, data)
   for checkpoint in map(str, checkpoints):
-    model_config, params = checkpoints_lib.load(checkpoint)
+    model_config, params = load_model(checkpoint)
+    data_config = _data_config(config, model_config, checkpoint, explicit)
+    tokenizer = load_tokenizer(data_config.tokenizer)
+    processor_lib.check_vocabulary(tokenizer, model_config.llm.vocab_size, checkpoint)
+    stop_ids = _stop_ids(tokenizer, get_template(data_config.template, tokenizer,
+                                                 data_config.image_token), model_config)
     for budget in budgets or [model_config.compressor.budget]:
       todo = [n for n in benchmarks if (checkpoint, budget, n) not in done]
       if not todo:
         continue
       config_v = with_budget(model_config, params, budget)
-      data_config = _data_config(config, config_v)
-      tokenizer = load_tokenizer(data_config.tokenizer)
-      stop_ids = _stop_ids(tokenizer, TEMPLATES.get(data_config.template))
       for name in todo:
         benchmark, args, data = benchmarks[name]
         start = time.time()

@@ -6,8 +6,8 @@ import os
 
 KEY = ("checkpoint", "visual_tokens", "benchmark")
 COLUMNS = ("checkpoint", "benchmark", "llm_params_b", "visual_tokens", "text_tokens",
-           "inference_gflops", "paper_gflops", "accuracy", "n_scored", "n_unanswered",
-           "n_unparsed", "n_skipped")
+           "inference_gflops", "paper_gflops", "accuracy", "accuracy_all", "n_scored",
+           "n_unanswered", "n_unparsed", "n_skipped")
 
 
 def row_key(row):
@@ -44,20 +44,33 @@ def _atomic(path, write_fn):
 
 
 def markdown_table(rows):
-  """Accuracy (%) per benchmark (columns) for each checkpoint and budget (rows)."""
+  """Accuracy (%) per benchmark (columns) for each checkpoint and budget (rows); where
+  questions went unanswered, the accuracy over all questions follows in parentheses."""
   benchmarks = sorted({r["benchmark"] for r in rows})
   configs = sorted({(r["checkpoint"], r["visual_tokens"]) for r in rows},
                    key=lambda c: (c[0], c[1]))
-  accuracy = {row_key(r): r["accuracy"] for r in rows}
+  by_key = {row_key(r): r for r in rows}
   lines = ["| checkpoint | V | " + " | ".join(benchmarks) + " |",
            "|---|---:|" + "---:|" * len(benchmarks)]
   for checkpoint, v in configs:
-    cells = [_percent(accuracy.get((checkpoint, v, b))) for b in benchmarks]
+    cells = [_cell(by_key.get((checkpoint, v, b))) for b in benchmarks]
     lines.append(f"| {os.path.basename(checkpoint.rstrip('/'))} | {v} | " + " | ".join(cells) + " |")
+  if any(_percent(_accuracy_all(r)) != _percent(r["accuracy"]) for r in rows):
+    lines += ["", "(x): accuracy over all questions, unanswered and skipped ones counted wrong."]
   return "\n".join(lines) + "\n"
 
 
-def _percent(value):
-  if value is None:
+def _accuracy_all(row):
+  return row.get("accuracy_all", row["accuracy"])  # rows written before it existed lack it
+
+
+def _cell(row):
+  """accuracy, and accuracy_all in parentheses where it reads differently."""
+  if row is None:
     return "–"
+  answered, over_all = _percent(row["accuracy"]), _percent(_accuracy_all(row))
+  return answered if over_all == answered else f"{answered} ({over_all})"
+
+
+def _percent(value):
   return "nan" if math.isnan(value) else f"{100 * value:.1f}"

@@ -3,7 +3,8 @@ from vlm_jax.scaling.cost import CostFn, paper_inference_flops
 from vlm_jax.scaling.fit import fit_scaling_law
 from vlm_jax.scaling.frontier import (FrontierPoint, frontier, measured_frontier,
                                       optimal_visual_tokens)
-from vlm_jax.scaling.io import (ScalingPoints, load_paper_reference, load_points,
-                                points_from_paper_table, points_from_rows)
+from vlm_jax.scaling.io import (ScalingPoints, incomplete_rows, load_paper_reference, load_points,
+                                n_rows_without, points_from_paper_table, points_from_rows,
+                                read_rows, row_metric)
 from vlm_jax.scaling.law import Fit, law_error
 from vlm_jax.scaling.plot import plot_frontier

@@ -9,6 +9,8 @@ import os
 import numpy as np
 
 PAPER_REFERENCE = "paper_scaling_scores.json"
+# What a point's accuracy is: over all questions (the unanswered ones wrong) or the answered ones.
+METRICS = ("accuracy_all", "accuracy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,18 +29,25 @@ class ScalingPoints:
     return len(self.accuracy)
 
 
-def points_from_rows(rows, tasks=None, source="rows"):
-  """Averages rows {llm_params_b | llm_params, visual_tokens, accuracy[, task | benchmark]}.
+def points_from_rows(rows, tasks=None, source="rows", metric="accuracy_all"):
+  """Averages rows {llm_params_b | llm_params, visual_tokens, metric[, task | benchmark]}.
 
-  Repeated (N, V, task) rows are averaged first, then tasks per (N, V). Every
-  (N, V) must carry the same tasks so that the averages are comparable.
+  metric: accuracy_all (over all questions, the unanswered ones wrong) or
+  accuracy (over the answered ones); see `row_metric` for rows without
+  accuracy_all. Repeated (N, V, task) rows are averaged first, then tasks per
+  (N, V). Every (N, V) must carry the same tasks so that the averages are
+  comparable.
   """
   by_config = collections.defaultdict(lambda: collections.defaultdict(list))
   for i, row in enumerate(rows):
     where = f"{source} row {i}"
-    missing = [c for c in ("visual_tokens", "accuracy") if c not in row]
+    missing = []
     if "llm_params_b" not in row and "llm_params" not in row:
-      missing.insert(0, "llm_params_b (or llm_params)")
+      missing.append("llm_params_b (or llm_params)")
+    if "visual_tokens" not in row:
+      missing.append("visual_tokens")
+    if not _has(row, metric) and not _has(row, "accuracy"):
+      missing.append("accuracy_all (or accuracy)" if metric == "accuracy_all" else metric)
     if missing:
       raise ValueError(f"{where} lacks {', '.join(missing)}")
     if "llm_params_b" in row:
@@ -46,18 +55,19 @@ def points_from_rows(rows, tasks=None, source="rows"):
     else:
       n = _number(row["llm_params"], "llm_params", where) / 1e9
     v = _number(row["visual_tokens"], "visual_tokens", where)
-    accuracy = _number(row["accuracy"], "accuracy", where)
+    accuracy = row_metric(row, metric, where)
     if n <= 0 or v <= 0:
       raise ValueError(f"{where}: llm_params_b and visual_tokens must be positive")
     if not 0.0 <= accuracy <= 1.0:
-      raise ValueError(f"{where}: accuracy {accuracy} is outside [0, 1] (give fractions)")
-    task = row.get("task", row.get("benchmark"))
-    by_config[(n, v)][None if task in (None, "") else str(task)].append(accuracy)
+      raise ValueError(f"{where}: {metric} {accuracy} is outside [0, 1] (give fractions)")
+    by_config[(n, v)][task_of(row)].append(accuracy)
   if not by_config:
     raise ValueError(f"{source} holds no measurements")
 
   found = set().union(*(per_task.keys() for per_task in by_config.values()))
   if tasks:
+    if found == {None}:
+      raise ValueError(f"{source} names no task or benchmark per row; it has no tasks to select")
     unknown = sorted(set(tasks) - found, key=str)
     if unknown:
       raise ValueError(f"{source} has no rows for task(s) {', '.join(unknown)}; "
@@ -81,8 +91,58 @@ def points_from_rows(rows, tasks=None, source="rows"):
                        tuple(sorted(t for t in selected if t is not None)))
 
 
-def points_from_paper_table(table, source="paper table"):
-  """The reference format: {llm_params_billions, visual_tokens, mean_accuracy: {N: [acc per V]}}."""
+def task_of(row):
+  """The row's task or benchmark name, None when it names neither."""
+  task = row.get("task", row.get("benchmark"))
+  return None if task in (None, "") else str(task)
+
+
+def row_metric(row, metric="accuracy_all", where="row"):
+  """The row's `metric` (one of METRICS) as a number.
+
+  A row without accuracy_all (the paper's table, a plain CSV, harness rows
+  written before it existed, blank in results.csv) gives its accuracy: the same number when no
+  question went unanswered. Where the row records unanswered questions its
+  accuracy leaves them out, so that is an error rather than a silently
+  better point.
+  """
+  if metric not in METRICS:
+    raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+  if _has(row, metric):
+    return _number(row[metric], metric, where)
+  unanswered = _count(row, "n_unanswered", where)
+  if metric == "accuracy_all" and unanswered:
+    raise ValueError(
+        f"{where} ({_describe(row)}) has {unanswered} unanswered questions and no "
+        "accuracy_all (it was written before there was one); its accuracy leaves them "
+        "out. Evaluate it again (remove the row first), or fit --metric accuracy")
+  return _number(row["accuracy"], "accuracy", where)
+
+
+def n_rows_without(rows, metric):
+  """How many rows lack `metric` and so give their accuracy (see row_metric)."""
+  return sum(not _has(row, metric) for row in rows)
+
+
+def incomplete_rows(rows):
+  """The rows with unanswered or skipped questions, as dicts {checkpoint, benchmark,
+  visual_tokens, n_questions, n_unanswered, n_skipped} (n_unanswered includes the
+  questions the data pipeline skipped and those whose image is missing)."""
+  listed = []
+  for i, row in enumerate(rows):
+    where = f"row {i}"
+    unanswered, skipped = _count(row, "n_unanswered", where), _count(row, "n_skipped", where)
+    if unanswered or skipped:
+      listed.append({"checkpoint": row.get("checkpoint"), "benchmark": task_of(row),
+                     "visual_tokens": _number(row["visual_tokens"], "visual_tokens", where),
+                     "n_questions": _count(row, "n_scored", where) + unanswered,
+                     "n_unanswered": unanswered, "n_skipped": skipped})
+  return listed
+
+
+def paper_table_rows(table, source="paper table"):
+  """The reference format {llm_params_billions, visual_tokens, mean_accuracy: {N: [acc per V]}}
+  as rows {llm_params_b, visual_tokens, accuracy}."""
   missing = [k for k in ("visual_tokens", "mean_accuracy") if k not in table]
   if missing:
     raise ValueError(f"{source} lacks {', '.join(missing)}")
@@ -94,33 +154,45 @@ def points_from_paper_table(table, source="paper table"):
                        f"{len(visual_tokens)} visual-token counts")
     rows += [{"llm_params_b": float(n), "visual_tokens": v, "accuracy": a}
              for v, a in zip(visual_tokens, accuracies)]
-  return points_from_rows(rows, source=source)
+  return rows
 
 
-def load_points(path, tasks=None):
-  """Reads a harness results.json (list of rows, or {"results": [...]}), a CSV or the paper's JSON."""
+def points_from_paper_table(table, source="paper table"):
+  """The paper's table (see paper_table_rows) as ScalingPoints."""
+  return points_from_rows(paper_table_rows(table, source), source=source)
+
+
+def read_rows(path):
+  """(rows, source name) of a harness results.json (list of rows, or {"results": [...]}),
+  a CSV, or the paper's JSON table (one row per N x V)."""
   path = os.fspath(path)
   source = os.path.basename(path)
   if path.endswith(".csv"):
     with open(path, newline="") as f:
       reader = csv.DictReader(f)
-      missing = [c for c in ("llm_params_b", "visual_tokens", "accuracy")
-                 if c not in (reader.fieldnames or [])]
+      columns = reader.fieldnames or []
+      missing = [c for c in ("llm_params_b", "visual_tokens") if c not in columns]
+      if not {"accuracy", "accuracy_all"} & set(columns):
+        missing.append("accuracy")
       if missing:
         raise ValueError(f"{source} lacks column(s) {', '.join(missing)}")
-      return points_from_rows(list(reader), tasks, source)
+      return list(reader), source
   with open(path) as f:
     data = json.load(f)
   if isinstance(data, dict) and "mean_accuracy" in data:
-    if tasks:
-      raise ValueError(f"{source} holds averaged accuracies only; it has no tasks to select")
-    return points_from_paper_table(data, source)
+    return paper_table_rows(data, source), source
   if isinstance(data, dict) and "results" in data:
     data = data["results"]
   if not isinstance(data, list):
     raise ValueError(f"{source}: expected a list of rows, {{'results': [...]}} "
                      "or the paper's table")
-  return points_from_rows(data, tasks, source)
+  return data, source
+
+
+def load_points(path, tasks=None, metric="accuracy_all"):
+  """ScalingPoints of a file read_rows reads, from its `metric` (see points_from_rows)."""
+  rows, source = read_rows(path)
+  return points_from_rows(rows, tasks, source, metric)
 
 
 def load_paper_reference():
@@ -134,3 +206,19 @@ def _number(value, column, where):
     return float(value)
   except (TypeError, ValueError):
     raise ValueError(f"{where}: {column} {value!r} is not a number") from None
+
+
+def _has(row, column):
+  """Whether the row has a value in `column` (a CSV gives a blank cell where a row had none)."""
+  return row.get(column) not in (None, "")
+
+
+def _count(row, column, where):
+  """A count column of the row; 0 where the row has none."""
+  return int(_number(row[column], column, where)) if _has(row, column) else 0
+
+
+def _describe(row):
+  """'checkpoint benchmark V=v', with what the row names of these."""
+  names = [str(name) for name in (row.get("checkpoint"), task_of(row)) if name]
+  return " ".join(names + [f"V={row.get('visual_tokens')}"])

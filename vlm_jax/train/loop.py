@@ -11,10 +11,11 @@ import time
 
 import jax
 import numpy as np
-from etils import epath
 from jax.experimental import multihost_utils
 
 from vlm_jax import data, sharding
+from vlm_jax.data import config as data_config_lib
+from vlm_jax.data import processor as processor_lib
 from vlm_jax.train import batches, pretrained
 from vlm_jax.train import config as config_lib
 from vlm_jax.train import metrics as metrics_lib
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 TrainResult = collections.namedtuple("TrainResult", "state history")
 
 
-def train(config, workdir, *, dataset=None, until_step=None):
+def train(config, workdir, *, dataset=None, until_step=None, explicit=()):
   """Trains as `config` says in `workdir`, resuming from its latest checkpoint if any.
 
   dataset: (data_config, shard_index=, shard_count=) -> an iterable of host batches
@@ -35,15 +36,17 @@ def train(config, workdir, *, dataset=None, until_step=None):
     vlm_jax.data.make_dataset; with config.total_steps unset it needs `num_records`).
   until_step: stop after this step and checkpoint there (default: the last step);
     the schedule still spans all the steps.
+  explicit: data keys given as overrides, which win over the processor of the converted
+    checkpoint config.init_from names (vlm_jax.data.processor.merge).
   Returns TrainResult(state, history): the final TrainState, and for every step
   trained in this call a dict of floats (`step`, `loss`, `grad_norm`, `lr/<group>`...;
   at logging steps also the data counters `data/<name>` and rates `perf/...`).
   """
   config = config_lib.resolve(config)
-  # orbax needs absolute local paths; gs:// ones already are.
-  workdir = epath.Path(workdir if "://" in str(workdir) else os.path.abspath(workdir))
+  workdir = pretrained.absolute(workdir)
   model_config = pretrained.model_config(config)
-  data_config = _data_config(config, model_config)
+  data_config = _data_config(config, model_config, explicit)
+  model_config.processor = _run_processor(data_config, pretrained.checkpoint_processor(config)[0])
   loader = (dataset or data.make_dataset)(
       data_config, shard_index=jax.process_index(), shard_count=jax.process_count())
   total_steps = config.total_steps or _steps_for_epochs(config, loader, data_config.batch_size)
@@ -121,21 +124,37 @@ def _run_steps(step_fn, state, iterator, mesh, checkpointer, writer, *, stop, lo
   return state, history
 
 
-def _data_config(config, model_config):
-  """config.data with this host's batch size; checks it matches the model."""
+def _data_config(config, model_config, explicit):
+  """config.data over an init_from checkpoint's processor, with this host's batch size;
+  checks it matches the model."""
   data_config = config.data.copy_and_resolve_references()
+  processor, source = pretrained.checkpoint_processor(config)
+  processor_lib.merge(data_config, processor, source, explicit)
   if config.batch_size % jax.process_count():
     raise ValueError(f"batch_size={config.batch_size} does not split over "
                      f"{jax.process_count()} processes")
   data_config.batch_size = config.batch_size // jax.process_count()
   vision = model_config.vision
+  for key, value in (("image_preprocess", vision.family),
+                     ("image_token_id", model_config.image_token_id)):
+    if data_config[key] is None:
+      data_config[key] = value
   checks = {"image_size": vision.image_size, "image_preprocess": vision.family,
             "image_token_id": model_config.image_token_id}
   wrong = {k: (data_config[k], v) for k, v in checks.items() if data_config[k] != v}
   if wrong:
     raise ValueError("data config does not match the model: " + ", ".join(
         f"data.{k}={have!r} but the model needs {want!r}" for k, (have, want) in wrong.items()))
-  return data_config
+  return data_config_lib.resolve(data_config)
+
+
+def _run_processor(data_config, checkpoint_processor):
+  """What this run feeds its model, as its checkpoints record it (vlm_jax.data.processor)."""
+  processor = processor_lib.from_data_config(data_config)
+  if os.path.exists(processor.tokenizer):  # a local path: valid from any working directory
+    processor.tokenizer = os.path.abspath(processor.tokenizer)
+  processor.eos_token_ids = list((checkpoint_processor or {}).get("eos_token_ids") or [])
+  return processor
 
 
 def _steps_for_epochs(config, loader, host_batch_size):

@@ -8,6 +8,7 @@ and remat policy.
 """
 import json
 import logging
+import os
 
 import jax
 import ml_collections
@@ -24,6 +25,12 @@ log = logging.getLogger(__name__)
 RUN_CONFIG = "config.json"  # the training config, in a training workdir
 RUN_CHECKPOINTS = "checkpoints"
 KEPT_FROM_CONFIG = ("dtype", "remat")  # compute choices, not architecture
+PROCESSOR = "processor"  # how the model is fed (vlm_jax.data.processor), not architecture
+
+
+def absolute(path):
+  """An epath of `path`, made absolute where local (orbax needs it; gs:// ones already are)."""
+  return epath.Path(path if "://" in str(path) else os.path.abspath(path))
 
 
 def is_training_run(path):
@@ -38,11 +45,23 @@ def model_config(config):
       source = read_run_config(config.init_from).model
     else:
       source = _converted_config(config.init_from, "vlm")
-    model = _adopt(model, source, config.init_from, must_match=("compressor.", "projector."))
+    model = _adopt(model, _architecture(source), config.init_from,
+                   must_match=("compressor.", "projector."))
   for group, path in (("llm", config.init_llm_from), ("vision", config.init_vision_from)):
     if path:
       model[group] = _adopt(model[group], _converted_config(path, group)[group], path)
   return model
+
+
+def checkpoint_processor(config):
+  """(processor, path) of the converted checkpoint config.init_from names, else (None, None).
+
+  A converted model's processor binds its fine-tuning data; a training run's does not, as
+  the next stage of a recipe may change template or preprocessing (LLaVA's stage 1 to 2).
+  """
+  if not config.init_from or is_training_run(config.init_from):
+    return None, None
+  return _converted_config(config.init_from, "vlm").get(PROCESSOR), config.init_from
 
 
 def load(config, params, param_shardings):
@@ -70,7 +89,8 @@ def load_run(workdir, step=None, param_shardings=None):
 
 def check_resumable(workdir, model):
   """Raises unless the run in `workdir` trained the architecture of model config `model`."""
-  theirs, ours = _flatten(read_run_config(workdir).model), _flatten(model)
+  theirs = _flatten(_architecture(read_run_config(workdir).model))
+  ours = _flatten(_architecture(model))
   differing = [k for k in _differing(ours, theirs) if k.split(".")[-1] not in KEPT_FROM_CONFIG]
   if differing:
     raise ValueError(f"{workdir} holds a run of another model, so it cannot resume: " + ", ".join(
@@ -81,13 +101,18 @@ def read_run_config(workdir):
   return ml_collections.ConfigDict(json.loads((epath.Path(workdir) / RUN_CONFIG).read_text()))
 
 
+def _architecture(model):
+  """A model config without its processor."""
+  return ml_collections.ConfigDict({k: v for k, v in model.items() if k != PROCESSOR})
+
+
 def _placed(shapes, shardings):
   return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes,
                       shardings)
 
 
 def _restore_run_params(workdir, abstract_params, step=None):
-  checkpointer = Checkpointer(epath.Path(workdir) / RUN_CHECKPOINTS, every=1, keep=None,
+  checkpointer = Checkpointer(absolute(workdir) / RUN_CHECKPOINTS, every=1, keep=None,
                               read_only=True)
   try:
     if checkpointer.latest_step() is None:

@@ -6,6 +6,14 @@ A scorer is `score(predictions, annotations, **options) -> dict`:
   annotations: {question_id: what the benchmark's scorer needs}.
 The result holds at least
   accuracy: over the answered questions (0..1, or the scale its key names),
+  accuracy_all: the same score over every annotated question, an unanswered one
+    counting as wrong (annotations cover the questions whose image is missing
+    or whose record the data pipeline skipped, so those count too). Where
+    accuracy is a mean of per-question scores (VQA soft score, GQA, exact
+    match, ScienceQA, SEED, POPE's accuracy, MME's questions right) that mean
+    is taken over all questions; MMBench's counts every circular group, one
+    with an unanswered row being wrong. Sub-metrics (POPE's F1, MME's
+    acc+ and scores, ...) stay over the answered questions,
   n_scored: answered questions scored,
   n_unanswered: annotated questions without a prediction,
   n_unparsed: answers no parse rule could read (scored as wrong),
@@ -41,10 +49,25 @@ def ratio(numerator, denominator):
   return numerator / denominator if denominator else math.nan
 
 
-def make_result(accuracy, n_scored, n_unanswered, unknown_ids, n_unparsed=0, **metrics):
-  """The common result dict, followed by the scorer's own metrics."""
+def mean_over_all(accuracy, n_scored, n_all):
+  """A mean of per-question scores over n_scored answered questions, taken over
+  n_all questions instead, the unanswered ones scoring 0."""
+  return ratio(accuracy * n_scored if n_scored else 0.0, n_all)
+
+
+def make_result(accuracy, n_scored, n_unanswered, unknown_ids, n_unparsed=0,
+                accuracy_all=None, **metrics):
+  """The common result dict, followed by the scorer's own metrics.
+
+  accuracy_all defaults to mean_over_all(accuracy, ...), right for every scorer
+  whose accuracy is a mean of per-question scores; one whose accuracy is not
+  (MMBench's circular groups) passes its own.
+  """
+  if accuracy_all is None:
+    accuracy_all = mean_over_all(accuracy, n_scored, n_scored + n_unanswered)
   return {
       "accuracy": accuracy,
+      "accuracy_all": accuracy_all,
       "n_scored": n_scored,
       "n_unanswered": n_unanswered,
       "n_unparsed": n_unparsed,

@@ -52,7 +52,8 @@ def score_mmbench(predictions, annotations, circular=True):
   "category": str, "l2_category": str}}.
 
   With circular=False every row is its own question. Returns the common fields
-  (accuracy over questions with at least one answered row; n_scored and
+  (accuracy over questions with at least one answered row; accuracy_all over
+  every question, one with an unanswered row being wrong; n_scored and
   n_unanswered count rows), `n_questions`, `n_incomplete_questions` (scored
   on fewer rows than they have), and accuracy per `categories` /
   `l2_categories`.
@@ -66,9 +67,11 @@ def score_mmbench(predictions, annotations, circular=True):
     n_unparsed += letter is None
     groups[_question_of(index, circular)].append((letter == row["answer"], row))
   correct = sum(all(right for right, _ in rows) for rows in groups.values())
+  correct_and_complete = sum(all(right for right, _ in rows) and len(rows) == rows_per_group[g]
+                             for g, rows in groups.items())
   return common.make_result(
       common.ratio(correct, len(groups)), len(answered), n_unanswered, unknown_ids,
-      n_unparsed,
+      n_unparsed, accuracy_all=common.ratio(correct_and_complete, len(rows_per_group)),
       n_questions=len(groups),
       n_incomplete_questions=sum(len(rows) < rows_per_group[g] for g, rows in groups.items()),
       categories=_accuracy_by(groups, "category"),
