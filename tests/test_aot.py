@@ -3,6 +3,8 @@
 The compiling tests skip where libtpu is missing or cannot describe a topology.
 """
 import json
+import os
+import subprocess
 import sys
 
 import flax.linen as nn
@@ -10,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from vlm_jax import aot, cli, configs, flops, models
+from vlm_jax import aot, cli, configs, distributed, flops, models
 from vlm_jax.aot import compiler, topology
 
 GIB = 2 ** 30
@@ -139,3 +141,17 @@ def test_missing_libtpu(monkeypatch, capsys):
     topology.require_libtpu()
   assert cli.main(["compile", "--config", "configs/train/tiny.py", "--topology", "v5p-8"]) == 4
   assert "libtpu==0.0.42" in capsys.readouterr().err
+
+
+def test_compile_prints_no_libtpu_noise(libtpu_topologies):
+  """On a host without TPU chips libtpu is kept from probing for them (and logging it)."""
+  if distributed.has_tpu_chips():
+    pytest.skip("this machine has TPU chips")
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("JAX_PLATFORMS", "TPU_ACCELERATOR_TYPE", "TPU_WORKER_HOSTNAMES")}
+  result = subprocess.run(
+      [sys.executable, "-m", "vlm_jax.cli", "compile", "--config",
+       "configs/train/tiny.py:size=xs,budget=4", "--topology", "v5e-1"],
+      capture_output=True, text=True, env=env, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert "fits" in result.stdout and not result.stderr.strip()

@@ -13,7 +13,7 @@ import os
 import pkgutil
 import sys
 
-from vlm_jax import errors
+from vlm_jax import distributed, errors
 
 # name -> module under vlm_jax.commands, imported only when the command runs.
 COMMANDS = {
@@ -28,8 +28,6 @@ COMMANDS = {
 }
 EXIT_USER_ERROR = 2  # as for argparse's usage errors
 USER_ERRORS = (errors.UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
-# Device files of TPU chips: /dev/accel* (v4, v5e) or /dev/vfio/* (v5p, v6e).
-TPU_DEVICE_FILES = ("/dev/accel*", "/dev/vfio/*")
 # JAX's GPU platforms: the device files that show such a GPU (those JAX looks for), and
 # the name of JAX's plugin for it.
 GPU_PLATFORMS = {
@@ -70,7 +68,7 @@ def _skip_absent_tpu():
   """
   if "JAX_PLATFORMS" in os.environ or importlib.util.find_spec("libtpu") is None:
     return
-  if not _any_file(TPU_DEVICE_FILES):
+  if not distributed.has_tpu_chips():
     os.environ["JAX_PLATFORMS"] = _platforms_without_tpu()
 
 

@@ -9,12 +9,20 @@ With none of these, the run is single-host and nothing is initialized.
 
 Call `initialize` before anything else touches jax devices.
 """
+import glob
 import logging
 import os
 
 COORDINATOR_ENV = "VLM_JAX_COORDINATOR"
 NUM_PROCESSES_ENV = "VLM_JAX_NUM_PROCESSES"
 PROCESS_ID_ENV = "VLM_JAX_PROCESS_ID"
+# Device files of TPU chips: /dev/accel* (v4, v5e) or /dev/vfio/* (v5p, v6e).
+TPU_DEVICE_FILES = ("/dev/accel*", "/dev/vfio/*")
+
+
+def has_tpu_chips():
+  """Whether this host has TPU chips (their device files, as JAX looks for them)."""
+  return any(glob.glob(pattern) for pattern in TPU_DEVICE_FILES)
 
 
 def add_arguments(parser):

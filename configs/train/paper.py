@@ -13,8 +13,8 @@ stage 2, instruction tuning: llava_v1_5_mix665k conversations, compressor,
   projector and LLM at lr 2e-5, batch 128; starts from stage 1's workdir.
 Both: 1 epoch, warmup 3 %, cosine, no weight decay, vision tower frozen.
 checkpoints: folder of `vlm-jax convert` outputs named like the presets
-  (checkpoints/qwen1_5_7b, checkpoints/clip_vit_l_14_336).
-hf_dir: folder of the Hugging Face downloads named like the presets, for the tokenizer.
+  (checkpoints/qwen1_5_7b, checkpoints/clip_vit_l_14_336); the LLM's carries the
+  tokenizer (checkpoints/qwen1_5_7b/tokenizer).
 data_dir: LLaVA's data folder: LLaVA-Pretrain/{blip_laion_cc_sbu_558k.json,images}
   and llava_v1_5_mix665k.json beside coco/, gqa/, ocr_vqa/, textvqa/, vg/.
 """
@@ -35,7 +35,7 @@ STAGES = {  # learning rate per group (0: frozen), global batch, template, image
 def get_config(arg=None):
   arg = parse_arg(arg, llm="qwen1_5_7b", budget=16, vision="clip_vit_l_14_336",
                   compressor="quecc", stage=1, stage1="", checkpoints="checkpoints",
-                  hf_dir="hf", data_dir="data/llava")
+                  data_dir="data/llava")
   for name, value, known in (("llm", arg.llm, LLMS), ("budget", arg.budget, BUDGETS),
                              ("vision", arg.vision, VISIONS), ("stage", arg.stage, STAGES)):
     if value not in known:
@@ -48,7 +48,6 @@ def get_config(arg=None):
   config.model = preset(f"vlm:llm={arg.llm},vision={arg.vision},compressor={arg.compressor},"
                         f"budget={arg.budget},dtype=bfloat16")
   config.model.llm.remat = "full"
-  vision = config.model.vision
   if arg.stage == 1:
     json_path = f"{arg.data_dir}/LLaVA-Pretrain/blip_laion_cc_sbu_558k.json"
     image_dir = f"{arg.data_dir}/LLaVA-Pretrain/images"
@@ -58,9 +57,8 @@ def get_config(arg=None):
     json_path, image_dir = f"{arg.data_dir}/llava_v1_5_mix665k.json", arg.data_dir
     config.init_from = arg.stage1
   config.data.update(source="llava_json", json_path=json_path, image_dir=image_dir,
-                     tokenizer=f"{arg.hf_dir}/{arg.llm}", template=stage["template"],
-                     aspect=stage["aspect"], image_size=vision.image_size,
-                     image_preprocess=vision.family, max_length=2048, read_threads=16)
+                     tokenizer=f"{arg.checkpoints}/{arg.llm}/tokenizer", template=stage["template"],
+                     aspect=stage["aspect"], max_length=2048, read_threads=16)
   config.update(batch_size=stage["batch"], num_epochs=1.0, log_every=10)
   config.optim.update(warmup_fraction=0.03, weight_decay=0.0, clip_norm=1.0)
   config.optim.learning_rates.update(stage["lr"])

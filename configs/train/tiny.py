@@ -26,7 +26,6 @@ def get_config(arg=None):
   config = train.default_config()
   config.model = preset(f"vlm:llm=tiny_llm:size={arg.size},vision=tiny_vision,"
                         f"compressor={arg.compressor},budget={arg.budget}")
-  vision = config.model.vision
   tasks = [t.split("*") for t in arg.task.split("+")]
   if len(tasks) > 1:
     config.data.update(source="mixture", mixture=tuple(t[0] for t in tasks),
@@ -35,8 +34,7 @@ def get_config(arg=None):
     config.data.update(source="easy_vqa")
   else:
     config.data.update(source="procedural", task=tasks[0][0])
-  config.data.update(image_size=vision.image_size, max_length=64, bucket_lengths=(16, 32, 64),
-                     seed=arg.seed)
+  config.data.update(max_length=64, bucket_lengths=(16, 32, 64), seed=arg.seed)
   config.update(seed=arg.seed, batch_size=arg.batch, total_steps=arg.steps, log_every=50)
   config.optim.learning_rates.update(
       {g: arg.lr if g in STAGE_GROUPS[arg.stage] else 0.0 for g in train.PARAM_GROUPS})

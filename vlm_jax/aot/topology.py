@@ -11,6 +11,8 @@ import dataclasses
 import math
 import os
 
+from vlm_jax import distributed
+
 GIB = 2 ** 30
 INSTALL_HINT = ("pip install -e '.[aot]' (libtpu alone; '.[tpu]' has it too), or "
                 "pip install \"libtpu==0.0.42.*\", the libtpu of jax 0.10.2")
@@ -114,6 +116,10 @@ def devices(tpu_slice):
   # Compiling only: several processes (tests, a table in the background) may load libtpu
   # at once, which its lock file forbids by default.
   os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+  if not distributed.has_tpu_chips():
+    # Else libtpu looks for this host's own TPU and logs that it finds none.
+    os.environ.setdefault("TPU_ACCELERATOR_TYPE", tpu_slice.name)
+    os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
   import jax  # pylint: disable=import-outside-toplevel
   from jax.experimental import topologies  # pylint: disable=import-outside-toplevel
 

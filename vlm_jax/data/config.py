@@ -21,7 +21,7 @@ def default_config():
       # Unset (None): the model checkpoint's own (vlm_jax.data.processor), else FALLBACKS.
       tokenizer=placeholder(str),  # "builtin", a local tokenizer folder, or a tokenizer.json
       template=placeholder(str),  # "hf" (the tokenizer's own chat template) | TEMPLATES name
-      image_size=224,
+      image_size=placeholder(int),  # unset: the model's tower's
       image_preprocess=placeholder(str),  # siglip | clip
       aspect=placeholder(str),  # square | pad (LLaVA's expand2square first)
       image_mean=placeholder(tuple),  # per channel; unset: the image_preprocess kind's
@@ -44,12 +44,14 @@ def default_config():
 
 # What an unset processor key means when no checkpoint sets it.
 FALLBACKS = dict(tokenizer="builtin", template="chatml", image_preprocess="siglip",
-                 aspect="square", image_token="<image>", image_token_id=-200)
+                 aspect="square", image_token="<image>", image_token_id=-200, image_size=224)
 _TUPLES = ("bucket_lengths", "mixture", "mixture_weights", "image_mean", "image_std")
 
 
-def resolve(config):
-  """`config` over the defaults and FALLBACKS; unknown keys and bad values raise ValueError."""
+def resolve(config, fallbacks=True):
+  """`config` over the defaults (and FALLBACKS for what is unset, unless `fallbacks` is
+  False: a training config's data, which may still meet a checkpoint's processor);
+  unknown keys and bad values raise ValueError."""
   resolved = default_config()
   unknown = sorted(set(config.keys()) - set(resolved.keys()))
   if unknown:
@@ -57,9 +59,9 @@ def resolve(config):
   for key, value in config.items():
     resolved[key] = tuple(value) if key in _TUPLES and value is not None else value
   for key, value in FALLBACKS.items():
-    if resolved[key] is None:
+    if fallbacks and resolved[key] is None:
       resolved[key] = value
-  if resolved.aspect not in ("square", "pad"):
+  if resolved.aspect not in ("square", "pad", None):
     raise ValueError(f"data.aspect must be 'square' or 'pad', got {resolved.aspect!r}")
   if resolved.padding_side not in ("left", "right"):
     raise ValueError(f"data.padding_side must be 'left' or 'right', got {resolved.padding_side!r}")

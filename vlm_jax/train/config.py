@@ -52,7 +52,7 @@ def resolve(config):
   """`config` over the defaults (data included); unknown keys and bad values raise."""
   resolved = default_config()
   _merge(resolved, config, "")
-  resolved.data = data_config.resolve(resolved.data)
+  resolved.data = data_config.resolve(resolved.data, fallbacks=False)
   if resolved.model is None or resolved.model.get("kind") != "vlm":
     raise ValueError("config.model must be a VLM model config (kind='vlm'), "
                      "e.g. configs.preset('vlm:...')")

@@ -135,7 +135,7 @@ def _data_config(config, model_config, explicit):
                      f"{jax.process_count()} processes")
   data_config.batch_size = config.batch_size // jax.process_count()
   vision = model_config.vision
-  for key, value in (("image_preprocess", vision.family),
+  for key, value in (("image_preprocess", vision.family), ("image_size", vision.image_size),
                      ("image_token_id", model_config.image_token_id)):
     if data_config[key] is None:
       data_config[key] = value
