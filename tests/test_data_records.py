@@ -63,18 +63,33 @@ def test_malformed_json_names_file_and_position(tmp_path):
   assert str(path) in str(error.value) and "line 3, column 22" in str(error.value)
 
 
-@pytest.mark.parametrize("content,message", [
-    ({"id": "x"}, "expected a JSON list"),
-    ([{"id": "x", "conversations": "hi"}], "'conversations' must be a list"),
-    ([{"id": "x", "conversations": [{"from": "robot", "value": "hi"}]}], "each turn needs"),
-    ([{"id": "x", "conversations": [{"from": "gpt", "value": "hi"}]}], "turn 0 is from 'gpt'"),
-])
-def test_malformed_records_name_file_and_record(tmp_path, content, message):
+def test_a_json_value_that_is_not_a_list_names_the_file(tmp_path):
   path = tmp_path / "odd.json"
-  path.write_text(json.dumps(content))
-  with pytest.raises(records.DataError, match=message) as error:
+  path.write_text(json.dumps({"id": "x"}))
+  with pytest.raises(records.DataError, match="expected a JSON list") as error:
     records.read_llava_json(str(path))
   assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("item,message", [
+    ({"id": "x", "conversations": "hi"}, "'conversations' must be a non-empty list"),
+    ({"id": "x", "conversations": []}, "'conversations' must be a non-empty list"),
+    ({"id": "x"}, "'conversations' must be a non-empty list"),
+    ({"id": "x", "conversations": [{"from": "robot", "value": "hi"}]}, "turn 0 needs 'from'"),
+    ({"id": "x", "conversations": [{"from": "gpt", "value": "hi"}]}, "turn 0 is from 'gpt'"),
+    ({"id": "x", "image": 3, "conversations": qa("<image>\nhi", "yo")}, "'image' must be a file"),
+    (["x"], "expected an object, got list"),
+])
+def test_a_malformed_record_becomes_a_marker_naming_its_position(tmp_path, item, message):
+  path = tmp_path / "odd.json"
+  good = {"id": "ok", "conversations": qa("hi", "yo")}
+  path.write_text(json.dumps([good, item]))
+  first, marker = records.read_llava_json(str(path))
+  assert "malformed" not in first
+  assert marker.keys() == {"id", "source", "malformed"}
+  assert marker["id"] == ("x" if isinstance(item, dict) else "1")
+  assert marker["source"] == str(path)
+  assert marker["malformed"].startswith("record 1: ") and message in marker["malformed"]
 
 
 def test_bad_records_are_skipped_named_and_counted(bad_input, caplog):
@@ -84,7 +99,8 @@ def test_bad_records_are_skipped_named_and_counted(bad_input, caplog):
     batches = list(iterator)
   answers = [loader.tokenizer.decode(b["labels"][0][b["labels"][0] != IGNORE_INDEX]) for b in batches]
   assert answers == ["red<|im_end|>", "blue<|im_end|>yes<|im_end|>"]
-  assert iterator.counters == {"skipped_missing_image": 1, "skipped_bad_image": 1,
+  assert iterator.counters == {"skipped_malformed": 0, "skipped_missing_image": 1,
+                               "skipped_bad_image": 1,
                                "skipped_no_image_token": 1, "skipped_no_answer": 1, "truncated": 0}
   warnings = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
   for record_id, why in [("no-file", "missing.png"), ("corrupt", "corrupt.jpg"),

@@ -143,3 +143,40 @@ def test_bare_tokenizer_json_and_a_bos_prefix(tmp_path):
   ids, labels = builder(tokenizer, "vicuna_v1").encode([("USER: hi ASSISTANT:", False), (" yes</s>", True)])
   assert ids == [1, 4, 6, 5, 7, 2]
   assert labels == [IGNORE_INDEX] * 4 + [7, 2]
+
+
+def tiny_bpe(add_bos):
+  """A byte-level BPE trained on two questions: Llama-style (<s> first) or Qwen-style (nothing)."""
+  raw = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="<unk>"))
+  raw.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+  raw.decoder = tokenizers.decoders.ByteLevel()
+  raw.train_from_iterator(
+      ["What colour is the square?", "How many circles are there?"],
+      tokenizers.trainers.BpeTrainer(
+          vocab_size=300, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+          initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet()))
+  if add_bos:
+    raw.post_processor = tokenizers.processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", raw.token_to_id("<s>"))])
+  else:
+    raw.post_processor = tokenizers.processors.ByteLevel(trim_offsets=False)
+  return transformers.PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>",
+                                              eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+
+
+@pytest.mark.parametrize("add_bos", [True, False])
+@pytest.mark.parametrize("image", [np.zeros((4, 4, 3), np.uint8), None])
+def test_question_ids_are_the_hf_tokenizer_called_with_defaults(add_bos, image):
+  """As QueCC's code, `tokenizer(question)`: Llama's tokenizer adds <s>, Qwen's nothing."""
+  hf = tiny_bpe(add_bos)
+  tokenizer = tokenizer_lib.TextTokenizer(hf)
+  question = "How many circles are there?"
+  prefix = "<image>\n" if image is not None else ""
+  record = {"id": "q", "source": "test", "image": image,
+            "conversations": [{"from": "human", "value": prefix + question},
+                              {"from": "gpt", "value": "two"}]}
+  example = builder(tokenizer, "vicuna_v1")(record)
+  expected = hf(question)["input_ids"]
+  assert example["question_ids"].tolist() == expected
+  assert (expected[0] == hf.bos_token_id) == add_bos
+  assert expected[add_bos:] == tokenizer.encode(question)

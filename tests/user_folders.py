@@ -149,13 +149,18 @@ def clip_config():
                                        num_attention_heads=4, image_size=24, patch_size=4)
 
 
-def clip_image_processor(size):
+OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+# A tower of the user's own statistics: a pipeline that ignores the processor's changes answers.
+OWN_MEAN, OWN_STD = [0.6, 0.3, 0.5], [0.2, 0.35, 0.3]
+
+
+def clip_image_processor(size, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD):
   """llava-hf's CLIP preprocessing at `size` px (PIL backend where transformers has one)."""
   cls = getattr(transformers, "CLIPImageProcessorPil", transformers.CLIPImageProcessor)
   return cls(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
              do_center_crop=True, do_resize=True, resample=3, do_normalize=True,
-             image_mean=[0.48145466, 0.4578275, 0.40821073],
-             image_std=[0.26862954, 0.26130258, 0.27577711])
+             image_mean=mean, image_std=std)
 
 
 def llava_hf_folder(path, family="qwen2", seed=0):
@@ -180,7 +185,8 @@ def llava_hf_folder(path, family="qwen2", seed=0):
     model.lm_head.weight[tokenizer.convert_tokens_to_ids(never_written)] = 0  # models do
   model.save_pretrained(path, safe_serialization=True)
   processor = transformers.LlavaProcessor(
-      image_processor=clip_image_processor(vision.image_size), tokenizer=tokenizer,
+      image_processor=clip_image_processor(vision.image_size, OWN_MEAN, OWN_STD),
+      tokenizer=tokenizer,
       patch_size=vision.patch_size, vision_feature_select_strategy="default",
       num_additional_image_tokens=1, chat_template=CHATML_TEMPLATE)
   processor.save_pretrained(path)

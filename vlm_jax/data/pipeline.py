@@ -66,6 +66,7 @@ def _make_loader(config, shard_index, shard_count, *, for_generation, records=No
   builder = ExampleBuilder(
       tokenizer=tokenizer, template=get_template(config.template, tokenizer, config.image_token),
       image_kind=config.image_preprocess, image_size=config.image_size, aspect=config.aspect,
+      image_mean=config.image_mean, image_std=config.image_std,
       max_length=config.max_length, image_token_id=config.image_token_id,
       for_generation=for_generation)
   read_options = grain.ReadOptions(num_threads=config.read_threads,
@@ -204,7 +205,7 @@ class LoaderIterator:
 
   def set_state(self, state):
     self._iterator.set_state(state["pipeline"])
-    self.counters = dict(state["counters"])
+    self.counters = {**dict.fromkeys(COUNTERS, 0), **state["counters"]}  # older states lack new ones
 
   def close(self):
     """Stops grain's worker processes and frees their shared memory."""

@@ -2,8 +2,10 @@
 
 A record is a dict `{id, image, conversations, source}` plus an optional
 `answer`: `conversations` is a list of `{from: human|gpt, value}` turns,
-`image` a file path (or, for in-memory sources, a uint8 array), `source` the
-file or data set the record came from (named in warnings and errors).
+`image` a file path (or, for in-memory sources, a uint8 array) or None for a
+text-only record, `source` the file or data set the record came from (named
+in warnings and errors). A record of a file that is not well formed is the
+marker `{id, source, malformed}`, `malformed` saying what is wrong.
 """
 import json
 import os
@@ -18,7 +20,12 @@ class DataError(ValueError):
 
 
 def read_llava_json(json_path, image_dir=None):
-  """Reads a LLaVA-format JSON list into records; image paths join image_dir."""
+  """Reads a LLaVA-format JSON list into records; image paths join image_dir.
+
+  A file that is not a JSON list raises DataError. A malformed record in it
+  becomes a malformed marker, which the example builder skips and counts (or,
+  with data.strict, raises on), so one bad line does not stop a long run.
+  """
   with open(json_path, encoding="utf-8") as f:
     text = f.read()
   try:
@@ -29,43 +36,44 @@ def read_llava_json(json_path, image_dir=None):
     ) from None
   if not isinstance(data, list):
     raise DataError(f"{json_path}: expected a JSON list of records, got {type(data).__name__}")
-  return [_record_from_json(item, index, json_path, image_dir) for index, item in enumerate(data)]
+  source = os.fspath(json_path)
+  return [_record_from_json(item, index, source, image_dir) for index, item in enumerate(data)]
 
 
-def _record_from_json(item, index, json_path, image_dir):
-  where = f"{json_path}: record {index}"
-  if not isinstance(item, dict):
-    raise DataError(f"{where}: expected an object, got {type(item).__name__}")
-  record_id = str(item.get("id", index))
-  where = f"{json_path}: record {index} (id {record_id!r})"
-  turns = item.get("conversations")
-  if not isinstance(turns, list):
-    raise DataError(f"{where}: 'conversations' must be a list of turns")
-  conversations = []
-  for turn in turns:
-    if not (isinstance(turn, dict) and isinstance(turn.get("value"), str)
-            and turn.get("from") in _ROLES):
-      raise DataError(f"{where}: each turn needs 'from' (human|gpt) and a string 'value', got {turn!r}")
-    conversations.append({"from": _ROLES[turn["from"]], "value": turn["value"]})
-  check_alternating(conversations, where)
+def _record_from_json(item, index, source, image_dir):
+  record_id = str(item.get("id", index)) if isinstance(item, dict) else str(index)
+  problem = _structure_problem(item)
+  if problem:
+    return {"id": record_id, "source": source, "malformed": f"record {index}: {problem}"}
   image = item.get("image")
-  if image is not None:
-    if not isinstance(image, str):
-      raise DataError(f"{where}: 'image' must be a file name, got {image!r}")
-    image = os.path.join(image_dir, image) if image_dir else image
-  record = {"id": record_id, "image": image, "conversations": conversations,
-            "source": os.fspath(json_path)}
+  if image is not None and image_dir:
+    image = os.path.join(image_dir, image)
+  record = {"id": record_id, "image": image, "source": source,
+            "conversations": [{"from": _ROLES[turn["from"]], "value": turn["value"]}
+                              for turn in item["conversations"]]}
   if "answer" in item:
     record["answer"] = str(item["answer"])
   return record
 
 
-def check_alternating(conversations, where):
-  """Raises DataError unless turns go human, gpt, human, gpt, ..."""
-  for position, turn in enumerate(conversations):
+def _structure_problem(item):
+  """What keeps a JSON value from being a record, or None: turns go human, gpt, human, ..."""
+  if not isinstance(item, dict):
+    return f"expected an object, got {type(item).__name__}"
+  turns = item.get("conversations")
+  if not isinstance(turns, list) or not turns:
+    return "'conversations' must be a non-empty list of turns"
+  for position, turn in enumerate(turns):
+    if not (isinstance(turn, dict) and isinstance(turn.get("value"), str)
+            and turn.get("from") in _ROLES):
+      return f"turn {position} needs 'from' (human|gpt) and a string 'value', got {turn!r:.200}"
     expected = "human" if position % 2 == 0 else "gpt"
-    if turn["from"] != expected:
-      raise DataError(f"{where}: turn {position} is from {turn['from']!r}, expected {expected!r}")
+    if _ROLES[turn["from"]] != expected:
+      return f"turn {position} is from {turn['from']!r}, expected {expected!r}"
+  image = item.get("image")
+  if image is not None and not isinstance(image, str):
+    return f"'image' must be a file name, got {image!r:.200}"
+  return None
 
 
 def qa_record(record_id, image, question, answer, source):

@@ -5,7 +5,7 @@ BUILTIN_TOKENIZER_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)),
 
 
 class TextTokenizer:
-  """Encodes text without special-token side effects, safe across threads.
+  """Encodes text (by default without special tokens), safe across threads.
 
   Encoding goes straight to the Rust `tokenizers.Tokenizer` (the transformers
   wrapper mutates padding state per call, which races under grain's threads).
@@ -29,6 +29,10 @@ class TextTokenizer:
 
   def encode(self, text):
     return self._backend.encode(text, add_special_tokens=False).ids
+
+  def encode_with_special_tokens(self, text):
+    """As `hf_tokenizer(text)["input_ids"]`: with what the tokenizer adds (Llama's <s>)."""
+    return self._backend.encode(text, add_special_tokens=True).ids
 
   def decode(self, ids, skip_special_tokens=False):
     return self.hf_tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)

@@ -16,11 +16,15 @@ def splice(text, images, input_ids, image_token_id):
   """Replaces each sequence's single placeholder by its V image tokens.
 
   text (B, T, ...) per-token values, images (B, V, ...) -> (B, T - 1 + V, ...).
-  The placeholder may sit at a different position in every sequence.
+  The placeholder may sit at a different position in every sequence. A
+  sequence without one (text only) keeps its T text values at 0..T-1, the
+  first V - 1 image values after them; the caller masks those out.
   """
   b, t = input_ids.shape
   v = images.shape[1]
-  place = jnp.argmax(input_ids == image_token_id, axis=1)[:, None]  # (B, 1)
+  is_placeholder = input_ids == image_token_id
+  place = jnp.where(jnp.any(is_placeholder, axis=1), jnp.argmax(is_placeholder, axis=1),
+                    t)[:, None]  # (B, 1)
   j = jnp.arange(t - 1 + v)[None]
   is_image = (j >= place) & (j < place + v)
   text_index = jnp.where(j < place, j, j - v + 1).clip(0, t - 1)
@@ -65,7 +69,11 @@ class VLM(nn.Module):
 
   def embed_multimodal(self, input_ids, attention_mask, pixels, question_ids=None,
                        question_mask=None):
-    """-> embeds (B, T-1+V, D), attention_mask (B, T-1+V) with the image spliced in."""
+    """-> embeds (B, T-1+V, D), attention_mask (B, T-1+V) with the image spliced in.
+
+    A row without the placeholder (text only) keeps its text at 0..T-1, visual
+    tokens after it with mask 0.
+    """
     cfg = self.config
     query = None
     if question_ids is not None:
@@ -73,8 +81,11 @@ class VLM(nn.Module):
     images = self.encode_images(pixels, query)
     text_ids = jnp.where(input_ids == cfg.image_token_id, 0, input_ids)
     embeds = splice(self.llm.embed_tokens(text_ids), images, input_ids, cfg.image_token_id)
-    mask = splice(attention_mask, jnp.ones(images.shape[:2], attention_mask.dtype), input_ids,
-                  cfg.image_token_id)
+    # A text-only row's visual tokens (of its blank image) are masked out, so its text
+    # positions and position ids are those of the LLM on the text alone.
+    has_image = jnp.any(input_ids == cfg.image_token_id, axis=1, keepdims=True)
+    image_mask = jnp.broadcast_to(has_image, images.shape[:2]).astype(attention_mask.dtype)
+    mask = splice(attention_mask, image_mask, input_ids, cfg.image_token_id)
     return embeds, mask
 
   def __call__(self, input_ids, attention_mask, pixels, question_ids=None, question_mask=None):
@@ -84,6 +95,7 @@ class VLM(nn.Module):
 
 
 def expand_labels(labels, input_ids, num_visual_tokens, image_token_id):
-  """(B, T) labels -> (B, T-1+V), IGNORE_INDEX at the visual tokens."""
+  """(B, T) labels -> (B, T-1+V), IGNORE_INDEX at the visual tokens (after the text when
+  a row has no placeholder, as `splice` places them)."""
   images = jnp.full((labels.shape[0], num_visual_tokens), IGNORE_INDEX, labels.dtype)
   return splice(labels, images, input_ids, image_token_id)
