@@ -125,3 +125,22 @@ def test_hub_style_config_loads(tmp_path):
   assert config.llm.rope_theta == 500000.0 and config.llm.rope_scaling.rope_type == "llama3"
   ref = hf_models.to_numpy(model(input_ids=torch.tensor(ids)).logits)
   assert np.abs(np.asarray(out) - ref).max() <= TOL
+
+
+def test_absent_tie_word_embeddings_means_untied(tmp_path):
+  """A config.json without tie_word_embeddings loads untied, as transformers reads it."""
+  model = hf_models.randomize(transformers.Qwen2ForCausalLM(
+      hf_models.qwen2_config(tie_word_embeddings=False)))
+  path = hf_models.save(model, tmp_path / "qwen2")
+  with open(f"{path}/config.json") as f:
+    hf = json.load(f)
+  hf.pop("tie_word_embeddings", None)
+  with open(f"{path}/config.json", "w") as f:
+    json.dump(hf, f)
+  reloaded = transformers.Qwen2ForCausalLM.from_pretrained(path).eval()
+  assert not reloaded.config.tie_word_embeddings
+  ids, mask = hf_models.padded_batch(np.random.default_rng(4), 128, [6], 6)
+  config, out = _run(path, input_ids=ids, attention_mask=mask)
+  assert not config.llm.tie_embeddings
+  ref = hf_models.to_numpy(reloaded(input_ids=torch.tensor(ids)).logits)
+  assert np.abs(np.asarray(out) - ref).max() <= TOL

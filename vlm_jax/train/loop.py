@@ -49,6 +49,8 @@ def train(config, workdir, *, dataset=None, until_step=None, explicit=()):
   model_config.processor = _run_processor(data_config, pretrained.checkpoint_processor(config)[0])
   loader = (dataset or data.make_dataset)(
       data_config, shard_index=jax.process_index(), shard_count=jax.process_count())
+  if hasattr(loader, "tokenizer"):
+    processor_lib.check_vocabulary(loader.tokenizer, model_config.llm.vocab_size, "the model")
   total_steps = config.total_steps or _steps_for_epochs(config, loader, data_config.batch_size)
   stop = total_steps if until_step is None else min(until_step, total_steps)
   mesh = _make_mesh(config.mesh)
