@@ -19,6 +19,9 @@ def default_config(**overrides):
       name="quecc",
       budget=None,
       grid=None,
+      # Multi-budget: every budget the one set of params serves (`budget` is the current one):
+      # QueCC resizes one kernel (kernel_resize.py), the resampler keeps a prefix of its queries.
+      budgets=(),
       select_layer=-2,  # hidden-state index of `features`
       kv_layers=(12, 16, 22, 23),  # hidden-state indices concatenated into multi_features
       num_heads=8,

@@ -12,13 +12,15 @@ cases. The downsampling conv becomes a learned depthwise weighted pooling per re
 one kernel of side k = the largest region side, anchored at each region's top-left
 token, with taps beyond the region's own side masked out (not renormalised). When g is
 divisible every region is k x k and this is exactly the strided conv, so the paper's
-checkpoints load unchanged (vlm_jax.convert.quecc).
+checkpoints load unchanged (vlm_jax.convert.quecc). A multi-budget QueCC
+(`config.budgets`) keeps one kernel at the largest region side of its budgets and
+resizes it to the current budget's (kernel_resize.py).
 """
 import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from vlm_jax.compressors import COMPRESSORS, regions
+from vlm_jax.compressors import COMPRESSORS, kernel_resize, regions
 from vlm_jax.compressors.blocks import LN_EPS, MultiHeadAttention, ProjectionStack
 from vlm_jax.models import layers
 
@@ -27,9 +29,11 @@ class RegionDepthwiseConv(nn.Module):
   """Depthwise conv with one output per adaptive region. (B, g, g, d) -> (B, h, w, d).
 
   kernel (kh, kw, d), bias (d,): out[i, j] = sum of kernel[p, q] * x[r_i + p, c_j + q]
-  over the taps (p, q) inside region (i, j), plus bias.
+  over the taps (p, q) inside region (i, j), plus bias. With `base_side` the stored
+  kernel is (base_side, base_side, d), resized to (kh, kw) on the fly.
   """
   grid: tuple
+  base_side: int | None = None
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -38,10 +42,13 @@ class RegionDepthwiseConv(nn.Module):
     rows, row_inside = regions.region_taps(g, self.grid[0])
     cols, col_inside = regions.region_taps(g, self.grid[1])
     kh, kw = rows.shape[1], cols.shape[1]
+    stored = (self.base_side,) * 2 if self.base_side else (kh, kw)
     kernel = self.param(
         "kernel", nn.with_logical_partitioning(nn.initializers.normal((kh * kw) ** -0.5),
                                                (None, None, "embed")),
-        (kh, kw, d), jnp.float32)
+        (*stored, d), jnp.float32)
+    if stored != (kh, kw):
+      kernel = kernel_resize.resize_kernel(kernel, (kh, kw))
     bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
                       (d,), jnp.float32)
     inside = row_inside[:, :, None, None, None] & col_inside[None, None, :, :, None]
@@ -68,7 +75,10 @@ class QueCC(nn.Module):
     text = layers.layer_norm(LN_EPS, dtype=self.dtype, name="text_norm")(text)
     x = features.astype(self.dtype) + text[:, None, None, :]
     q = ProjectionStack(d, self.dtype, name="q_proj")(x)
-    q = RegionDepthwiseConv((h, w), self.dtype, name="q_downsample")(q).reshape(b, h * w, d)
+    budgets = self.config.get("budgets")  # absent from configs written before multi-budget
+    base = regions.largest_region_side(g, budgets) if budgets else None
+    q = RegionDepthwiseConv((h, w), base, self.dtype, name="q_downsample")(q).reshape(
+        b, h * w, d)
     m = multi_features.astype(self.dtype).reshape(b, g * g, -1)
     k = ProjectionStack(d, self.dtype, name="k_proj")(m)
     v = ProjectionStack(d, self.dtype, name="v_proj")(m)

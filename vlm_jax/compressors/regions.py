@@ -27,13 +27,24 @@ def grid_shape(config, g):
       raise ValueError(f"grid must be two ints (h, w), got {grid!r}")
     h, w = grid
   else:
-    if not isinstance(budget, int) or budget < 1 or math.isqrt(budget) ** 2 != budget:
-      raise ValueError(f"budget {budget!r} is not a perfect square; set grid=(h, w) "
-                       "for a non-square target grid")
-    h = w = math.isqrt(budget)
+    h = w = square_side(budget)
   if not (1 <= h <= g and 1 <= w <= g):
     raise ValueError(f"target grid {h}x{w} does not fit the {g}x{g} input grid")
   return h, w
+
+
+def square_side(budget):
+  """The side n of a square budget n*n; ValueError for another."""
+  if not isinstance(budget, int) or budget < 1 or math.isqrt(budget) ** 2 != budget:
+    raise ValueError(f"budget {budget!r} is not a perfect square; set grid=(h, w) "
+                     "for a non-square target grid")
+  return math.isqrt(budget)
+
+
+def largest_region_side(g, budgets):
+  """The largest region side over square `budgets` on a g x g grid (a multi-budget
+  QueCC's base kernel side)."""
+  return max(region_taps(g, square_side(b))[0].shape[1] for b in budgets)
 
 
 def grid_size(features, multi_features=None):

@@ -2,7 +2,9 @@
 
 Keys carry a learned position embedding of the g*g grid (values do not), so the queries
 can tell where a token is; queries and tokens are layer-normed before attention, the
-result is layer-normed and projected.
+result is layer-normed and projected. A multi-budget resampler (`config.budgets`) keeps
+queries for its largest budget and uses their first V, as the Matryoshka Query
+Transformer does.
 """
 import flax.linen as nn
 import jax.numpy as jnp
@@ -25,8 +27,10 @@ class Resampler(nn.Module):
     h, w = regions.grid_shape(self.config, g)
     b, d = features.shape[0], features.shape[-1]
     init = nn.initializers.normal(0.02)
+    budgets = self.config.get("budgets")  # absent from configs written before multi-budget
+    stored = max(budgets) if budgets else h * w
     queries = self.param("queries", nn.with_logical_partitioning(init, ("query_tokens", "embed")),
-                         (h * w, d), jnp.float32)
+                         (stored, d), jnp.float32)[:h * w]
     positions = self.param("key_positions", nn.with_logical_partitioning(init, (None, "embed")),
                            (g * g, d), jnp.float32)
     x = features.astype(self.dtype).reshape(b, g * g, d)

@@ -19,6 +19,7 @@ from vlm_jax.data.records import DataError
 from vlm_jax.data.sources import load_records
 from vlm_jax.data.templates import get_template
 from vlm_jax.data.tokenizer import load_tokenizer
+from vlm_jax.errors import BadValueError
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +95,10 @@ def _check_image_token(config, tokenizer):
     return
   own = tokenizer.hf_tokenizer.convert_tokens_to_ids(config.image_token)
   if own != config.image_token_id:
-    raise ValueError(f"data.image_token_id={config.image_token_id} is a real token id of the "
-                     f"vocabulary (size {len(tokenizer)}) and not that of the image token "
-                     f"{config.image_token!r} ({own}); use the image token's id or a negative "
-                     "placeholder such as -200")
+    raise BadValueError(f"data.image_token_id={config.image_token_id} is a real token id of the "
+                        f"vocabulary (size {len(tokenizer)}) and not that of the image token "
+                        f"{config.image_token!r} ({own}); use the image token's id or a "
+                        "negative placeholder such as -200")
 
 
 class SkipCounter(grain.IterDataset):

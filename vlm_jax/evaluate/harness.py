@@ -45,7 +45,7 @@ def with_budget(config, params, budget):
     if have[path].shape != leaf.shape:
       raise errors.BadValueError(
           f"budget {budget}: param {jax.tree_util.keystr(path)} would have shape "
-                       f"{leaf.shape}, the checkpoint's is {have[path].shape}")
+          f"{leaf.shape}, the checkpoint's is {have[path].shape}")
   return config
 
 
