@@ -10,7 +10,9 @@ torch.optim.AdamW at each group's peak learning rate, on CUDA when available
 (--torch-dtype). Random params, pixels and ids; each example is an image then T text
 tokens, the first ceil(T/2) the question (QueCC's query pass), the rest the answer; one
 pass over the batch (no microbatches); the checkpoints and data the config names are
-not read (paper.py's stage 2 still wants some stage1=). Timings interleaved after a
+not read (paper.py's stage 2 still wants some stage1=). Where the config's loss runs in
+chunks (loss_chunk_size, the default), our step is also timed with the whole logits at
+once (loss_chunk_size=0) as the chunked loss's reference. Timings interleaved after a
 warm-up, median of --repeats. MFU = vlm_jax.flops.train_flops_per_example x batch /
 step time / the device's peak FLOP/s (vlm_jax.train.metrics' dense bfloat16 peaks by
 device kind, or --peak-tflops; none known for a CPU).
@@ -53,6 +55,9 @@ def parse_args(argv):
                       help="torch's CPU threads (default: torch's own choice)")
   parser.add_argument("--peak-tflops", type=float,
                       help="peak TFLOP/s of one device for MFU (default: by device kind)")
+  parser.add_argument("--no-plain-loss", dest="plain_loss", action="store_false",
+                      help="do not time our step with the whole logits beside the chunked "
+                      "loss (one training state less on the device)")
   parser.add_argument("--out", help="write the numbers here as JSON")
   return parser.parse_args(argv)
 
@@ -123,6 +128,7 @@ def our_step(config, host_batch, mesh):
                              jax.random.PRNGKey(config.seed), shardings, options)
     batch = batches.global_batch(host_batch, mesh)
     step = step_lib.jitted_step(model_config, train_setup, mesh, microbatches=1,
+                                loss_chunk_size=config.loss_chunk_size,
                                 compiler_options=options).lower(state, batch).compile()
   losses = []
 
@@ -204,8 +210,12 @@ def main(argv=None):
   peak = metrics.peak_flops_per_device(device.device_kind, override)
 
   calls, losses = {}, {}
-  calls["ours"], losses["ours"] = our_step(config, ours_batch,
-                                           sharding.make_mesh(1, 1, 1, [device]))
+  mesh = sharding.make_mesh(1, 1, 1, [device])
+  calls["ours"], losses["ours"] = our_step(config, ours_batch, mesh)
+  if config.loss_chunk_size and args.plain_loss:
+    plain = config.copy_and_resolve_references()
+    plain.loss_chunk_size = 0
+    calls["plain_loss"], losses["plain_loss"] = our_step(plain, ours_batch, mesh)
   run, theirs_losses, torch_side = their_step(config, theirs_batch, args.torch_dtype,
                                               args.torch_threads)
   if run is not None:
@@ -218,11 +228,17 @@ def main(argv=None):
       question_tokens=question_tokens, answer_tokens=args.text_tokens - question_tokens,
       visual_tokens=v,
       compressor=model_config.compressor.name, llm_params=flops.llm_params(model_config),
-      trained=trained, remat=model_config.llm.remat, repeats=args.repeats,
+      trained=trained, remat=model_config.llm.remat, loss_chunk_size=config.loss_chunk_size,
+      repeats=args.repeats,
       flops_per_example=per_example, flops_per_step=step_flops, tokens_per_step=tokens,
       device=common.jax_device(), device_kind=device.device_kind, peak_flops_per_s=peak,
       load_average=common.load_average(),
-      ours=rates(seconds["ours"], losses["ours"], tokens, step_flops, peak))
+      ours=rates(seconds["ours"], losses["ours"], tokens, step_flops, peak),
+      plain_loss=None, chunked_ratio=None)
+  if "plain_loss" in calls:
+    result["plain_loss"] = rates(seconds["plain_loss"], losses["plain_loss"], tokens, step_flops,
+                                 peak)
+    result["chunked_ratio"] = result["ours"]["step_s"] / result["plain_loss"]["step_s"]
   if run is None:
     result.update(theirs=None, no_comparison=torch_side, ratio=None)
   else:
@@ -254,12 +270,17 @@ def report(result):
   print(f"{result['flops_per_step'] / 1e9:.4g} GFLOPs per step (vlm_jax.flops); MFU against "
         + (f"{peak / 1e12:.4g} TFLOP/s peak per device" if peak else
            f"no known peak for {result['device_kind']!r} (give --peak-tflops): n/a") + ".\n")
-  sides = [("ours", result["ours"])] + ([("theirs", theirs)] if theirs else [])
+  sides = ([("ours", result["ours"])]
+           + ([("ours, whole logits", result["plain_loss"])] if result["plain_loss"] else [])
+           + ([("theirs", theirs)] if theirs else []))
   mfu = lambda r: "n/a" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"
   print(common.markdown_table(
       ["", "step (ms)", "tokens/s", "GFLOP/s", "MFU", "last loss"],
       [[name, f"{r['step_s'] * 1e3:.2f}", f"{r['tokens_per_s']:,.0f}",
         f"{r['flops_per_s'] / 1e9:.4g}", mfu(r), f"{r['final_loss']:.4f}"] for name, r in sides]))
+  if result["plain_loss"]:
+    print(f"\nours (loss in chunks of {result['loss_chunk_size']} positions) / ours (whole "
+          f"logits) step time: {result['chunked_ratio']:.2f}")
   if theirs:
     print(f"\ntheirs / ours step time: {result['ratio']:.2f}")
 

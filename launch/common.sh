@@ -32,8 +32,10 @@ flag_variable() {
     python) echo VLM_JAX_PYTHON ;;
     config) echo VLM_JAX_CONFIG ;;
     workdir) echo VLM_JAX_WORKDIR ;;
+    checkpoints) echo VLM_JAX_CHECKPOINTS ;;
     lines) echo LOG_LINES ;;
     follow) echo LOG_FOLLOW ;;
+    eval) echo LOG_EVAL ;;
     yes) echo ASSUME_YES ;;
     dry-run) echo DRY_RUN ;;
     *) return 1 ;;
@@ -42,7 +44,7 @@ flag_variable() {
 
 is_switch() {
   case "$1" in
-    spot | reserved | follow | yes | dry-run) return 0 ;;
+    spot | reserved | follow | eval | yes | dry-run) return 0 ;;
     *) return 1 ;;
   esac
 }
@@ -148,5 +150,6 @@ on_workers() {
   tpu_vm ssh "$TPU_NAME" "--worker=$1" "--command=$2"
 }
 
-# The per-worker training log, relative to the checkout on the worker.
+# The per-worker training and evaluation logs, relative to the checkout on the worker.
 TRAIN_LOG='logs/train_$(hostname).log'
+EVAL_LOG='logs/eval_$(hostname).log'

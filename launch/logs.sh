@@ -3,18 +3,19 @@
 # worker's hostname.
 #
 #   launch/logs.sh --name NAME --zone ZONE [--worker all|N] [--lines N] [--follow]
-#                  [--project PROJECT] [--remote-dir DIR] [--dry-run]
+#                  [--eval] [--project PROJECT] [--remote-dir DIR] [--dry-run]
 #
 #   --worker        "all" (default) or a worker index               ($TPU_WORKER)
 #   --lines         last lines to show (default 100)                ($LOG_LINES)
 #   --follow        keep printing new lines until Ctrl-C            ($LOG_FOLLOW)
+#   --eval          the evaluation logs of launch/eval.sh instead   ($LOG_EVAL)
 #   --remote-dir    checkout made by launch/setup.sh (default vlm_jax) ($VLM_JAX_REMOTE_DIR)
 #   --name, --zone, --project: ($TPU_NAME, $TPU_ZONE, $TPU_PROJECT)
 #   --dry-run       print the gcloud command instead of running it
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-parse_flags "name zone project worker lines follow remote-dir dry-run" "$@"
+parse_flags "name zone project worker lines follow eval remote-dir dry-run" "$@"
 require name zone
 : "${TPU_WORKER:=all}"
 : "${LOG_LINES:=100}"
@@ -24,4 +25,6 @@ require name zone
 
 tail="tail -n $LOG_LINES"
 if is_true "$LOG_FOLLOW"; then tail+=" -F"; fi
-on_workers "$TPU_WORKER" "cd $(shell_quote "$VLM_JAX_REMOTE_DIR") && $tail $TRAIN_LOG | sed -u \"s/^/[\$(hostname)] /\""
+log="$TRAIN_LOG"
+if is_true "$LOG_EVAL"; then log="$EVAL_LOG"; fi
+on_workers "$TPU_WORKER" "cd $(shell_quote "$VLM_JAX_REMOTE_DIR") && $tail $log | sed -u \"s/^/[\$(hostname)] /\""

@@ -1,6 +1,7 @@
 """accuracy_all: every scorer's score over all questions (the unanswered ones wrong), carried
 into the results files, and the metric `vlm-jax fit` and the study report fit by default."""
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -112,13 +113,17 @@ def _data(n_questions, missing_images=()):
 def test_harness_row_carries_accuracy_all():
   config = configs.preset(TINY_VLM)
   metrics = SCORERS.get("exact_match")({0: "x", 1: "y"}, {i: "x" for i in range(4)})
-  row = harness._row("ckpt", "easy_vqa", config, metrics, 5.0, {"skipped_missing_image": 1},
-                     _data(4, ["gone.png"]), "answers.jsonl")
+  generated = harness.Generated(answers={0: "x", 1: "y"}, text_tokens=5.0,
+                                skipped={"skipped_missing_image": 1}, generated_tokens=6,
+                                seconds=2.0)
+  row = harness._row("ckpt", "easy_vqa", config, metrics, generated, _data(4, ["gone.png"]),
+                     "answers.jsonl")
   assert (row["accuracy"], row["accuracy_all"]) == (0.5, 0.25)
   assert row["n_unanswered"] == 2 and row["n_skipped"] == 1
+  assert (row["questions_per_s"], row["generated_tokens_per_s"]) == (1.0, 3.0)
   test_split = BenchmarkData(examples=[], annotations=None, missing_images=[])
-  row = harness._row("ckpt", "vqav2", config, harness._score(None, {}, test_split), 5.0, {},
-                     test_split, "answers.jsonl")
+  row = harness._row("ckpt", "vqav2", config, harness._score(None, {}, test_split),
+                     dataclasses.replace(generated, skipped={}), test_split, "answers.jsonl")
   assert math.isnan(row["accuracy_all"])
 
 

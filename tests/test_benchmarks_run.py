@@ -114,7 +114,7 @@ def test_train_step_reports_ours_beside_pytorch(tmp_path):
                                               question_tokens=3)
   assert result["flops_per_example"] == pytest.approx(per_example)
   assert result["flops_per_step"] == pytest.approx(batch * per_example)
-  for side in (result["ours"], result["theirs"]):
+  for side in (result["ours"], result["plain_loss"], result["theirs"]):
     assert len(side["seconds"]) == 2 and min(side["seconds"]) > 0
     assert side["step_s"] == pytest.approx(np.median(side["seconds"]))
     assert side["tokens_per_s"] == pytest.approx(batch * (text_tokens + 4) / side["step_s"])
@@ -124,6 +124,12 @@ def test_train_step_reports_ours_beside_pytorch(tmp_path):
   assert (theirs["device"], theirs["dtype"], theirs["attention"]) == ("cpu", "float32", "sdpa")
   assert result["ratio"] == pytest.approx(theirs["step_s"] / result["ours"]["step_s"])
   assert "theirs / ours step time" in stdout
+  # the chunked loss (the default) beside the whole logits, which compute the same loss
+  assert result["loss_chunk_size"] == 2048
+  assert result["plain_loss"]["final_loss"] == pytest.approx(result["ours"]["final_loss"])
+  assert result["chunked_ratio"] == pytest.approx(
+      result["ours"]["step_s"] / result["plain_loss"]["step_s"])
+  assert "(whole logits) step time" in stdout
 
 
 def test_pytorch_side_computes_our_loss_and_trains_only_the_trained_groups():
@@ -157,3 +163,18 @@ def test_pytorch_side_computes_our_loss_and_trains_only_the_trained_groups():
   moved = {g: any(not torch.equal(p, q) for p, q in zip(ps, before[g]))
            for g, ps in model.groups().items()}
   assert moved == dict(vision=False, compressor=True, projector=True, llm=True)
+
+
+def test_eval_dtype_reports_bfloat16_answers_and_speed_beside_float32(tmp_path):
+  result, stdout = _run("eval_dtype.py", tmp_path, "--steps", "2", "--questions", "8",
+                        "--batch", "8", "--workdir", str(tmp_path / "work"))
+  rows = {r["dtype"]: r for r in result["rows"]}
+  assert list(rows) == ["float32", "bfloat16"]
+  assert rows["float32"]["equal_to_float32"] == rows["float32"]["answered"] == 8
+  assert 0 <= rows["bfloat16"]["equal_to_float32"] <= 8
+  for row in rows.values():
+    assert len(row["all_questions_per_s"]) == 2 and min(row["all_questions_per_s"]) > 0
+    assert row["fraction_equal_to_float32"] == row["equal_to_float32"] / 8
+  assert result["bfloat16_speedup"] == pytest.approx(
+      rows["bfloat16"]["questions_per_s"] / rows["float32"]["questions_per_s"])
+  assert "answers equal to float32" in stdout

@@ -24,20 +24,12 @@ import re
 import pytest
 from PIL import Image
 
+import train_fixtures
 import user_folders
-from vlm_jax import cli
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_CONFIG = REPO / "configs" / "train" / "tiny.py"
 RECORDS = len(user_folders.FINETUNE_RECORDS)
-
-
-def run_cli(args):
-  """`vlm-jax ARGS` in process -> its exit status (a SystemExit's code included)."""
-  try:
-    return cli.main([str(a) for a in args])
-  except SystemExit as e:
-    return e.code
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +39,7 @@ def downloaded(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def converted(downloaded, tmp_path_factory):
-  dst = tmp_path_factory.mktemp("converted") / "llava"
-  assert run_cli(["convert", downloaded.path, dst]) == 0
-  return str(dst)
+  return user_folders.converted(downloaded.path, tmp_path_factory.mktemp("converted") / "llava")
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +78,7 @@ def first_step(converted, data, tmp_path_factory):
   with pytest.MonkeyPatch.context() as patch, open(capture, "w") as out:
     patch.setattr("sys.stdout", out)
     patch.setattr("sys.stderr", out)  # where a refused command says why
-    status = run_cli(args)
+    status = user_folders.run_cli(args)
   return status, workdir, capture.read_text()
 
 
@@ -120,10 +110,10 @@ def test_first_step_loss_equals_transformers(first_step, reference):
   status, workdir, output = first_step
   assert status == 0, output
   want, count = reference
-  logged = user_folders.event_scalars(pathlib.Path(workdir) / "tensorboard", "loss")
+  logged = train_fixtures.event_scalars(pathlib.Path(workdir) / "tensorboard", "loss")
   assert sorted(logged) == [1]
   assert logged[1] == pytest.approx(want, abs=1e-4)
-  tokens = user_folders.event_scalars(pathlib.Path(workdir) / "tensorboard", "answer_tokens")
+  tokens = train_fixtures.event_scalars(pathlib.Path(workdir) / "tensorboard", "answer_tokens")
   assert tokens[1] == count
   printed = re.search(r"^step 1: loss ([0-9.]+)$", output, re.MULTILINE)
   assert printed, output

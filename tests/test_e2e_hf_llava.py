@@ -22,21 +22,12 @@ import pytest
 from PIL import Image
 
 import user_folders
-from vlm_jax import cli
 from vlm_jax.evaluate.benchmarks import textvqa  # noqa: F401  (registers the benchmark)
 from vlm_jax.evaluate.registry import BENCHMARKS
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 EVAL_CONFIG = REPO / "configs" / "eval" / "llava_1_5.py"
 MAX_NEW_TOKENS = BENCHMARKS.get("textvqa").max_new_tokens
-
-
-def run_cli(args):
-  """`vlm-jax ARGS` in process -> its exit status (a SystemExit's code included)."""
-  try:
-    return cli.main([str(a) for a in args])
-  except SystemExit as e:
-    return e.code
 
 
 def eval_args(root, checkpoint, workdir, *extra):
@@ -67,16 +58,14 @@ def reference(downloaded, benchmark):
 
 @pytest.fixture(scope="module")
 def converted(downloaded, tmp_path_factory):
-  dst = tmp_path_factory.mktemp("converted") / "llava"
-  assert run_cli(["convert", downloaded.path, dst]) == 0
-  return str(dst)
+  return user_folders.converted(downloaded.path, tmp_path_factory.mktemp("converted") / "llava")
 
 
 @pytest.fixture(scope="module")
 def evaluated(converted, benchmark, tmp_path_factory):
   """(status, workdir) of `vlm-jax eval` at the checkpoint's own budget."""
   workdir = tmp_path_factory.mktemp("eval_run")
-  return run_cli(eval_args(benchmark[0], converted, workdir)), workdir
+  return user_folders.run_cli(eval_args(benchmark[0], converted, workdir)), workdir
 
 
 def test_the_reference_exercises_stopping(downloaded, reference):
@@ -118,8 +107,8 @@ def test_a_tokenizer_larger_than_the_embedding_is_refused(
   vocab_size = downloaded.model.config.text_config.vocab_size
   bigger = user_folders.bigger_tokenizer(downloaded.tokenizer, vocab_size + 5,
                                          tmp_path / "bigger_tokenizer")
-  status = run_cli(eval_args(benchmark[0], converted, tmp_path / "run", "--set",
-                             f"data.tokenizer={bigger}"))
+  status = user_folders.run_cli(eval_args(benchmark[0], converted, tmp_path / "run", "--set",
+                                          f"data.tokenizer={bigger}"))
   assert status == 2
   captured = capsys.readouterr()
   message = captured.out + captured.err + caplog.text

@@ -26,7 +26,6 @@ import transformers
 from PIL import Image
 
 import user_folders
-from vlm_jax import cli
 from vlm_jax.evaluate.benchmarks import textvqa  # noqa: F401  (registers the benchmark)
 from vlm_jax.evaluate.registry import BENCHMARKS
 
@@ -35,14 +34,6 @@ EVAL_CONFIG = REPO / "configs" / "eval" / "llava_1_5.py"
 MAX_NEW_TOKENS = BENCHMARKS.get("textvqa").max_new_tokens
 KV_LAYERS = (2, 3)
 KERNELS = {4: 3, 1: 6}  # V -> QueCC kernel on the 6 x 6 grid
-
-
-def run_cli(args):
-  """`vlm-jax ARGS` in process -> its exit status (a SystemExit's code included)."""
-  try:
-    return cli.main([str(a) for a in args])
-  except SystemExit as e:
-    return e.code
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +70,9 @@ def converted(paper, tmp_path_factory):
   out = {}
   for budget, kernel in KERNELS.items():
     out[budget] = str(root / f"quecc_v{budget}")
-    assert run_cli(["convert", paper.checkpoints[kernel], out[budget], "--vision-tower",
-                    paper.clip_path, "--kv-layers", ",".join(map(str, KV_LAYERS))]) == 0
+    assert user_folders.run_cli(["convert", paper.checkpoints[kernel], out[budget],
+                                 "--vision-tower", paper.clip_path,
+                                 "--kv-layers", ",".join(map(str, KV_LAYERS))]) == 0
   return out
 
 
@@ -88,8 +80,9 @@ def converted(paper, tmp_path_factory):
 def evaluated(converted, benchmark, tmp_path_factory):
   """(status, results rows) of one `vlm-jax eval` of both checkpoints at their own budgets."""
   workdir = tmp_path_factory.mktemp("eval_run")
-  status = run_cli(["eval", "--config", f"{EVAL_CONFIG}:root={benchmark[0]},benchmarks=textvqa",
-                    "--checkpoints", ",".join(converted.values()), "--workdir", workdir])
+  status = user_folders.run_cli([
+      "eval", "--config", f"{EVAL_CONFIG}:root={benchmark[0]},benchmarks=textvqa",
+      "--checkpoints", ",".join(converted.values()), "--workdir", workdir])
   path = workdir / "results.json"
   return status, json.loads(path.read_text()) if path.exists() else []
 

@@ -170,20 +170,18 @@ def test_setup_refuses_an_empty_remote_dir_variable(launch):
   assert recorded is None and not result.stdout
 
 
-def test_train_starts_in_background_with_a_log_per_worker(launch, tmp_path):
-  config = "configs/it's a config.py"
-  [ssh] = dry_run(launch, "train.sh", *POD, "--config", config, "--workdir", "gs://bucket/run 1",
-                  "--", "--set", "seed=1")
+def vlm_jax_words(ssh):
+  """(the remote command, its words from `vlm-jax` on), checking it runs under nohup."""
   command = remote_command(ssh)
   words = shlex.split(command)
   start = words.index("vlm-jax")
   assert words[start - 1] == "nohup"
-  assert words[start:start + 8] == [
-      "vlm-jax", "train", "--config", config, "--workdir", "gs://bucket/run 1", "--set", "seed=1"]
+  return command, words[start:]
 
-  # On a worker: a fake vlm-jax in the checkout's venv gets exactly these
-  # arguments, and the ssh command returns while it still runs.
-  home = tmp_path / "home"
+
+def run_in_background_on_a_worker(command, home, log_name, arguments):
+  """On a worker: a fake vlm-jax in the checkout's venv gets exactly `arguments`, the ssh
+  command returns while it still runs, and what it prints goes to logs/`log_name`."""
   venv_bin = home / "vlm_jax" / ".venv" / "bin"
   venv_bin.mkdir(parents=True)
   (venv_bin / "activate").write_text(f'export PATH="{venv_bin}:$PATH"\n')
@@ -191,12 +189,45 @@ def test_train_starts_in_background_with_a_log_per_worker(launch, tmp_path):
   (venv_bin / "vlm-jax").chmod(0o755)
   result = run_remote(command, home)
   assert result.returncode == 0, result.stderr
-  log = home / "vlm_jax" / "logs" / f"train_{socket.gethostname()}.log"
+  log = home / "vlm_jax" / "logs" / log_name
   assert not log.exists() or "done" not in log.read_text()
   deadline = time.monotonic() + 10
   while not (log.exists() and log.read_text().endswith("done\n")) and time.monotonic() < deadline:
     time.sleep(0.05)
-  assert log.read_text().splitlines() == words[start + 1:start + 8] + ["done"]
+  assert log.read_text().splitlines() == arguments + ["done"]
+
+
+def test_train_starts_in_background_with_a_log_per_worker(launch, tmp_path):
+  config = "configs/it's a config.py"
+  [ssh] = dry_run(launch, "train.sh", *POD, "--config", config, "--workdir", "gs://bucket/run 1",
+                  "--", "--set", "seed=1")
+  command, words = vlm_jax_words(ssh)
+  assert words[:8] == [
+      "vlm-jax", "train", "--config", config, "--workdir", "gs://bucket/run 1", "--set", "seed=1"]
+  run_in_background_on_a_worker(command, tmp_path / "home", f"train_{socket.gethostname()}.log",
+                                words[1:8])
+
+
+def test_eval_runs_on_every_worker_of_a_v5p_64_with_a_log_each(launch, tmp_path):
+  # A v5p-64 is 8 workers: one ssh --worker=all starts the same command on each, and
+  # every process takes its share of the questions (vlm_jax.evaluate.shares).
+  config = "configs/eval/llava_1_5.py:root=data/eval,benchmarks=gqa+textvqa"
+  checkpoints = "gs://bucket/run 1@500,gs://bucket/run2"
+  [ssh] = dry_run(launch, "eval.sh", *POD, "--config", config, "--checkpoints", checkpoints,
+                  "--workdir", "runs/eval", "--", "--budgets", "1,4", "--set", "dtype=bfloat16")
+  command, words = vlm_jax_words(ssh)
+  assert words[:12] == [
+      "vlm-jax", "eval", "--config", config, "--checkpoints", checkpoints, "--workdir",
+      "runs/eval", "--budgets", "1,4", "--set", "dtype=bfloat16"]
+  run_in_background_on_a_worker(command, tmp_path / "home", f"eval_{socket.gethostname()}.log",
+                                words[1:12])
+
+
+def test_eval_needs_a_workdir_on_worker_0s_disk(launch):
+  result, recorded = launch("eval.sh", *POD, "--config", "c.py", "--checkpoints", "gs://b/r",
+                            "--workdir", "gs://b/eval", "--dry-run")
+  assert result.returncode == 2 and "a folder on its disk" in result.stderr
+  assert recorded is None and not result.stdout
 
 
 def test_train_needs_a_gcs_workdir(launch):
@@ -205,10 +236,11 @@ def test_train_needs_a_gcs_workdir(launch):
   assert recorded is None and not result.stdout
 
 
-@pytest.mark.parametrize("worker, follow", [("all", False), ("3", True)])
-def test_logs(launch, tmp_path, worker, follow):
+@pytest.mark.parametrize("worker, follow, kind", [("all", False, "train"), ("3", True, "train"),
+                                                 ("all", False, "eval")])
+def test_logs(launch, tmp_path, worker, follow, kind):
   args = ["--worker", worker, "--lines", "2"] + (["--follow"] if follow else [])
-  [words] = dry_run(launch, "logs.sh", *POD, *args)
+  [words] = dry_run(launch, "logs.sh", *POD, *args, *(["--eval"] if kind == "eval" else []))
   positional, flags = split_gcloud(words, "ssh")
   assert positional == ["vlm-pod"] and flags["worker"] == worker
   command = flags["command"]
@@ -217,7 +249,7 @@ def test_logs(launch, tmp_path, worker, follow):
     return
   log_dir = tmp_path / "vlm_jax" / "logs"
   log_dir.mkdir(parents=True)
-  (log_dir / f"train_{socket.gethostname()}.log").write_text("step 1\nstep 2\nstep 3\n")
+  (log_dir / f"{kind}_{socket.gethostname()}.log").write_text("step 1\nstep 2\nstep 3\n")
   result = run_remote(command, tmp_path)
   host = socket.gethostname()
   assert result.stdout.splitlines() == [f"[{host}] step 2", f"[{host}] step 3"]
@@ -243,6 +275,8 @@ def test_teardown(launch, yes):
     ("setup.sh", ["--zone", "z"], "--name", "TPU_NAME"),
     ("train.sh", ["--name", "p", "--zone", "z", "--workdir", "gs://b/r"], "--config", "VLM_JAX_CONFIG"),
     ("train.sh", ["--name", "p", "--zone", "z", "--config", "c.py"], "--workdir", "VLM_JAX_WORKDIR"),
+    ("eval.sh", ["--name", "p", "--zone", "z", "--config", "c.py", "--workdir", "w"],
+     "--checkpoints", "VLM_JAX_CHECKPOINTS"),
     ("logs.sh", ["--name", "p"], "--zone", "TPU_ZONE"),
     ("teardown.sh", ["--zone", "z"], "--name", "TPU_NAME"),
 ])

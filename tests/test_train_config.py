@@ -37,6 +37,7 @@ def test_bad_overrides_raise(override, error):
     (lambda c: c.optim.learning_rates.update(vision=0.0, compressor=0.0, projector=0.0, llm=0.0),
      "nothing to train"),
     (lambda c: c.optim.learning_rates.update(vision=-1.0), ">= 0"),
+    (lambda c: c.update(loss_chunk_size=-1), "loss_chunk_size must be >= 0"),
     (lambda c: c.__setitem__("model", None), "VLM model config"),
 ])
 def test_resolve_rejects_bad_configs(change, message):

@@ -42,48 +42,41 @@ def single_device(single_device_run):
   return losses(single_device_run[1])
 
 
-def event_scalars(logdir, tag):
-  """{step: value} of `tag` in the TensorBoard event files (TFRecords) under `logdir`."""
-  from tensorboardX.proto import event_pb2
-  values = {}
-  for path in sorted(logdir.glob("events.out.tfevents.*")):
-    data, at = path.read_bytes(), 0
-    while at < len(data):  # record: length (8 bytes), crc (4), event, crc (4)
-      length = int.from_bytes(data[at:at + 8], "little")
-      event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
-      at += 16 + length
-      values.update({event.step: v.simple_value for v in event.summary.value if v.tag == tag})
-  return values
-
-
 def assert_trees_equal(a, b):
   assert jax.tree.structure(a) == jax.tree.structure(b)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_resumed_run_repeats_the_uninterrupted_one(single_device, tmp_path):
-  first = train.train(train_config(), tmp_path, dataset=SyntheticDataset, until_step=HALF)
+# The default chunk holds all 4 x 19 positions; 8 positions make 10 chunks of 2 per row.
+@pytest.mark.parametrize("loss_chunk_size", [train.default_config().loss_chunk_size, 8])
+def test_resumed_run_repeats_the_uninterrupted_one(single_device, tmp_path, loss_chunk_size):
+  def config():
+    chunked = train_config()
+    chunked.loss_chunk_size = loss_chunk_size
+    return chunked
+
+  first = train.train(config(), tmp_path, dataset=SyntheticDataset, until_step=HALF)
   assert [h["step"] for h in first.history] == [1, 2, 3]
   assert sorted(os.listdir(tmp_path / "checkpoints")) == [str(HALF)]
   assert first.history[-1]["data/truncated"] == HALF  # one per batch read
 
-  second = train.train(train_config(), tmp_path, dataset=SyntheticDataset)
+  second = train.train(config(), tmp_path, dataset=SyntheticDataset)
   assert [h["step"] for h in second.history] == [4, 5, 6]
   assert int(second.state.step) == STEPS
   assert second.history[-1]["data/truncated"] == STEPS  # the data counters resumed too
   np.testing.assert_allclose(losses(first) + losses(second), single_device, atol=1e-6, rtol=0)
   assert sorted(os.listdir(tmp_path / "checkpoints")) == [str(HALF), str(STEPS)]
-  logged = event_scalars(tmp_path / "tensorboard", "loss")
+  logged = train_fixtures.event_scalars(tmp_path / "tensorboard", "loss")
   np.testing.assert_allclose([logged[step] for step in range(1, STEPS + 1)], single_device,
                              rtol=1e-6)
   saved = json.loads((tmp_path / "config.json").read_text())
   processor = saved["model"].pop("processor")  # what the run fed its model
-  assert saved["model"] == json.loads(train_config().model.to_json())
+  assert saved["model"] == json.loads(config().model.to_json())
   assert (processor["tokenizer"], processor["template"], processor["aspect"]) == (
       "builtin", "chatml", "square")
 
-  other = train_config()
+  other = config()
   other.model.compressor.budget = 1
   with pytest.raises(ValueError, match=r"cannot resume: compressor.budget=4 \(config: 1\)"):
     train.train(other, tmp_path, dataset=SyntheticDataset)

@@ -125,3 +125,17 @@ def use_compilation_cache(tmp_path_factory):
   for name, value in saved.items():
     jax.config.update(name, value)
   compilation_cache.reset_cache()
+
+
+def event_scalars(logdir, tag):
+  """{step: value} of `tag` in the TensorBoard event files (TFRecords) under `logdir`."""
+  from tensorboardX.proto import event_pb2
+  values = {}
+  for path in sorted(logdir.glob("events.out.tfevents.*")):
+    data, at = path.read_bytes(), 0
+    while at < len(data):  # record: length (8 bytes), crc (4), event, crc (4)
+      length = int.from_bytes(data[at:at + 8], "little")
+      event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+      at += 16 + length
+      values.update({event.step: v.simple_value for v in event.summary.value if v.tag == tag})
+  return values

@@ -25,6 +25,7 @@ from tokenizers import decoders, normalizers, pre_tokenizers, processors, traine
 import hf_models
 from torch_quecc import TorchQueCC
 from torch_quecc import randomize as randomize_quecc
+from vlm_jax import cli
 
 IMAGE, IM_START, IM_END, EOS, PAD, BOS = (
     "<image>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<pad>", "<s>")
@@ -417,18 +418,18 @@ def read_jsonl(path):
     return [json.loads(line) for line in f if line.strip()]
 
 
-def event_scalars(logdir, tag):
-  """{step: value} of `tag` in the TensorBoard event files (TFRecords) under `logdir`."""
-  from tensorboardX.proto import event_pb2
-  values = {}
-  for path in sorted(logdir.glob("events.out.tfevents.*")):
-    data, at = path.read_bytes(), 0
-    while at < len(data):  # record: length (8 bytes), crc (4), event, crc (4)
-      length = int.from_bytes(data[at:at + 8], "little")
-      event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
-      at += 16 + length
-      values.update({event.step: v.simple_value for v in event.summary.value if v.tag == tag})
-  return values
+def run_cli(args):
+  """`vlm-jax ARGS` in process -> its exit status (a SystemExit's code included)."""
+  try:
+    return cli.main([str(a) for a in args])
+  except SystemExit as e:
+    return e.code
+
+
+def converted(src, dst):
+  """`vlm-jax convert SRC DST` (asserting it succeeds) -> DST as a string."""
+  assert run_cli(["convert", src, dst]) == 0
+  return str(dst)
 
 
 # --- fine-tuning data -------------------------------------------------------------------

@@ -20,6 +20,7 @@ COMMANDS = {
     "compile": "compile",
     "convert": "convert",
     "eval": "eval",
+    "export": "export",
     "fit": "fit",
     "flops": "flops",
     "plan": "plan",

@@ -26,6 +26,8 @@ Conventions (a multiply-add is 2 FLOPs):
   activation gradients, weight gradients); a frozen part that gradients must cross
   (the LLM in stage 1) 2; a frozen part before every trained one (the vision tower,
   and the query pass under stop_query_grad) 1. The LM head runs on every token.
+  A multi-budget step (`multi_budget_train_flops_per_example`) in mode `all` runs the
+  compressor, projector and LLM once per budget, the tower and query pass once.
 """
 import dataclasses
 import functools
@@ -292,12 +294,36 @@ def train_flops_per_example(config, text_tokens, visual_tokens=None, train_llm=T
   stage 1: frozen but crossed by the projector's gradients) with the LM head on all
   Q + V tokens, 1× the frozen vision tower and, under stop_query_grad, 1× the query pass.
   """
+  return sum(_train_parts(config, text_tokens, visual_tokens, train_llm,
+                          question_tokens).values())
+
+
+def multi_budget_train_flops_per_example(config, text_tokens, mode, train_llm=True,
+                                         question_tokens=None):
+  """Training FLOPs of one example in a step of multi-budget `mode` (train/multi_budget.py).
+
+  `all`: the vision tower and query pass once, the compressor, projector and LLM at every
+  one of config.compressor.budgets; `sample`: the mean over the budgets of
+  `train_flops_per_example` (a step's expected cost). Without budgets: the config's own.
+  """
+  if mode not in ("all", "sample"):
+    raise ValueError(f"multi-budget mode must be 'all' or 'sample', got {mode!r}")
+  budgets = sorted(_model_config(config, ("vlm",)).compressor.get("budgets") or ())
+  if not budgets:
+    return train_flops_per_example(config, text_tokens, None, train_llm, question_tokens)
+  parts = [_train_parts(config, text_tokens, v, train_llm, question_tokens) for v in budgets]
+  totals = sum(sum(p.values()) for p in parts)
+  if mode == "sample":
+    return totals / len(parts)
+  return totals - (len(parts) - 1) * (parts[0]["vision"] + parts[0]["query"])
+
+
+def _train_parts(config, text_tokens, visual_tokens, train_llm, question_tokens):
   config = _model_config(config, ("vlm",))
   _check_tokens(text_tokens=text_tokens, question_tokens=question_tokens)
   q = question_tokens if question_tokens is not None else text_tokens
-  parts = _parts(config, text_tokens, compressor_shape(config, visual_tokens), q,
-                 train_llm=bool(train_llm))
-  return sum(parts.values())
+  return _parts(config, text_tokens, compressor_shape(config, visual_tokens), q,
+                train_llm=bool(train_llm))
 
 
 # Tables

@@ -54,6 +54,18 @@ def make_mesh(data=1, fsdp=1, tensor=1, devices=None):
   return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
 
 
+def mesh_of(config):
+  """The mesh a config's `mesh` group describes: data, fsdp, tensor (one may be -1) over
+  every device, or over the first `num_devices` (one process only)."""
+  devices = jax.devices()
+  if config.num_devices is not None:
+    if jax.process_count() > 1:
+      raise errors.BadValueError("mesh.num_devices is for one process; a multi-host run uses "
+                                 "every device")
+    devices = devices[:config.num_devices]
+  return make_mesh(config.data, config.fsdp, config.tensor, devices)
+
+
 def _fit_spec(spec, shape, mesh):
   """Replicates the dimensions whose size the mesh axes do not divide."""
   fitted = []
@@ -85,11 +97,16 @@ def check_batch_splits(batch, microbatches, mesh):
   """Raises unless `batch` splits into `microbatches` whose rows split over data x fsdp."""
   if batch % microbatches:
     raise errors.BadValueError(f"batch {batch} does not split into {microbatches} microbatches")
-  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  shards = batch_shards(mesh)
   rows = batch // microbatches
   if rows % shards:
     raise errors.BadValueError(f"a (micro)batch of {rows} rows does not split over the {shards} "
                                f"batch shards (data x fsdp) of the mesh {dict(mesh.shape)}")
+
+
+def batch_shards(mesh):
+  """How many ways `mesh` splits the batch: data x fsdp."""
+  return mesh.shape["data"] * mesh.shape["fsdp"]
 
 
 def batch_sharding(mesh, ndim):

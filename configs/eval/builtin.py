@@ -1,6 +1,8 @@
 """Evaluation on the built-in tasks: `builtin.py:benchmarks=easy_vqa+ocr,num_examples=500`.
 
-Tokenizer, chat template and image preprocessing are each checkpoint's own.
+Tokenizer, chat template and image preprocessing are each checkpoint's own. dtype:
+params and compute (float32 | bfloat16); the mesh is fsdp over every device unless
+`--set mesh.data=2 --set mesh.fsdp=2 --set mesh.tensor=2` (vlm_jax.evaluate.harness).
 """
 import ml_collections
 
@@ -8,9 +10,9 @@ from vlm_jax.configs import parse_arg
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, benchmarks="easy_vqa", num_examples=500, batch_size=32)
+  arg = parse_arg(arg, benchmarks="easy_vqa", num_examples=500, batch_size=32, dtype="float32")
   names = arg.benchmarks.split("+")
   return ml_collections.ConfigDict(dict(
       benchmarks=names,
       benchmark_args={name: dict(num_examples=arg.num_examples) for name in names},
-      data=dict(batch_size=arg.batch_size, bucket_lengths=(32, 64, 128))))
+      data=dict(batch_size=arg.batch_size, bucket_lengths=(32, 64, 128)), dtype=arg.dtype))

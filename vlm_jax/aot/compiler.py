@@ -23,6 +23,7 @@ DEFAULT_QUESTION_LENGTH = 128  # a question alone is short; bucketed like the da
 DEFAULT_MAX_NEW_TOKENS = 128
 COLLECTIVES = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
 _COLLECTIVE_OP = re.compile(r"\b(" + "|".join(COLLECTIVES) + r")(?:-start)?\(")
+KERNEL_CALL = 'custom_call_target="tpu_custom_call"'  # a Pallas (Mosaic) kernel, e.g. splash
 _OUT_OF_MEMORY = re.compile(r"required for HLO temporaries \(([\d.]+)([KMGTP]?)\) exceeds "
                             r"available HBM \(([\d.]+)([KMGTP]?)\)")
 _UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40, "P": 2 ** 50}
@@ -60,6 +61,7 @@ class CompileReport:
   model_flops_per_chip: float = 0.0
   model_flops_basis: str = ""
   collectives: dict = None  # op -> count in the compiled program
+  kernel_calls: int = None  # Pallas kernel calls in the compiled program's text
   error: str = None  # the compiler's out-of-memory message
   compile_seconds: float = 0.0
 
@@ -181,5 +183,30 @@ def compile_step(config, topology, *, step="train", mesh=None, batch=None, text_
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   report.xla_flops_per_chip = float(cost.get("flops", 0.0)) if cost else None
-  report.collectives = count_collectives(compiled.as_text())
+  text = compiled.as_text()
+  report.collectives = count_collectives(text)
+  report.kernel_calls = text.count(KERNEL_CALL)
   return report
+
+
+def search_microbatches(config, topology, *, mesh=None, batch=None, **sizes):
+  """Compiles the train step with 1, 2, 4, ... microbatches until it fits -> the reports.
+
+  The last report is of the smallest count that fits, unless none does: the counts stop
+  where a microbatch would no longer split over the mesh's batch shards (data x fsdp).
+  sizes: compile_step's text_length, question_length.
+  """
+  config = config_lib.resolve(config)
+  batch = batch or config.batch_size
+  device_mesh = make_mesh(dict(mesh or {}), topology_lib.devices(
+      topology_lib.parse_slice(topology)))
+  sharding.check_batch_splits(batch, 1, device_mesh)
+  shards = device_mesh.shape["data"] * device_mesh.shape["fsdp"]
+  reports, microbatches = [], 1
+  while batch % microbatches == 0 and batch // microbatches % shards == 0:
+    config.microbatches = microbatches
+    reports.append(compile_step(config, topology, mesh=mesh, batch=batch, **sizes))
+    if reports[-1].fits:
+      break
+    microbatches *= 2
+  return reports

@@ -3,33 +3,29 @@
 Each builder takes a resolved training config, the input `Sizes` and a mesh (not yet
 active: lower the program under `sharding.activate(mesh)`) and returns a `Program`: the
 jitted function exactly as training (vlm_jax.train.step) or generation
-(vlm_jax.generate.decoding) jits it, its arguments as ShapeDtypeStructs carrying their
-shardings (nothing is allocated), and its model FLOPs from vlm_jax.flops. The
-architecture is the config's model preset: init_* checkpoints are not read, and
-config.compiler_options (options for the host's training run) are not applied.
+(vlm_jax.generate.sharded, as `vlm-jax eval` runs it) jits it, its arguments as
+ShapeDtypeStructs carrying their shardings (nothing is allocated), and its model FLOPs
+from vlm_jax.flops. The architecture is the config's model preset: init_* checkpoints
+are not read, and config.compiler_options (options for the host's training run) are not
+applied.
 """
 import dataclasses
-import functools
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from vlm_jax import compressors, flops, models, sharding
-from vlm_jax.generate import decoding
+from vlm_jax import compressors, flops, sharding
+from vlm_jax.generate import decoding, sharded
 from vlm_jax.models import vision as vision_lib
 from vlm_jax.registry import Registry
+from vlm_jax.train import multi_budget
 from vlm_jax.train import state as state_lib
 from vlm_jax.train import step as step_lib
 
 PROGRAMS = Registry("compiled step")
-
-# Logical axes of the generation state, resolved by sharding.LOGICAL_RULES like the params.
-CACHE_AXES = ("layers", "act_batch", None, "act_kv_heads", "head_dim")
-ROW_AXES = ("act_batch", None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,10 +50,6 @@ def visual_tokens(model_config):
   """V: the compressor's target grid size on the tower's grid."""
   grid = vision_lib.grid_size(model_config.vision)
   return int(np.prod(compressors.grid_shape(model_config.compressor, grid)))
-
-
-def _shardings_of(tree):
-  return jax.tree.map(lambda x: x.sharding, tree)
 
 
 def _placed(shapes, shardings):
@@ -89,66 +81,55 @@ def training_batch(model_config, sizes, mesh):
 
 @PROGRAMS.register("train")
 def train_program(config, sizes, mesh):
-  """One optimizer step on `sizes.batch` examples (the training loop's jitted step)."""
-  model_config = config.model
+  """One optimizer step on `sizes.batch` examples (the training loop's jitted step).
+
+  A multi-budget model in mode `sample` compiles its costliest step, at the largest budget.
+  """
+  model_config, mode = config.model, config.multi_budget.mode
+  served = multi_budget.budgets(model_config)
+  if served and mode == "sample":
+    model_config = multi_budget.at_budget(model_config, served[-1])
   # The schedules' length changes constants of the program, not its shape.
   train_setup = step_lib.setup(model_config, config.optim, config.total_steps or 1, mesh)
   train_llm = config.optim.learning_rates.llm > 0
-  per_example = flops.train_flops_per_example(
-      model_config, sizes.text_length - 1, train_llm=train_llm,
-      question_tokens=sizes.question_length)
+  tokens = dict(text_tokens=sizes.text_length - 1, train_llm=train_llm,
+                question_tokens=sizes.question_length)
+  per_example = (flops.train_flops_per_example(model_config, **tokens) if mode == "sample"
+                 else flops.multi_budget_train_flops_per_example(model_config, mode=mode,
+                                                                  **tokens))
   return Program(
       jitted=step_lib.jitted_step(model_config, train_setup, mesh,
-                                  microbatches=sizes.microbatches),
+                                  microbatches=sizes.microbatches,
+                                  loss_chunk_size=config.loss_chunk_size,
+                                  multi_budget_mode=mode),
       args=(state_lib.abstract(train_setup.boxed_params, train_setup.tx, train_setup.shardings),
             training_batch(model_config, sizes, mesh)),
       model_flops=sizes.batch * per_example,
-      model_flops_basis="flops.train_flops_per_example x batch (forward + backward, no remat)")
-
-
-def _params(model_config, mesh):
-  """Abstract params placed by the logical rules, as training keeps them (float32)."""
-  boxed = models.abstract_params(model_config)
-  return _placed(state_lib.unbox_shapes(boxed), sharding.logical_shardings(boxed, mesh))
-
-
-def _decode_state_shardings(state_shapes, mesh):
-  """DecodeState of NamedShardings: the cache by batch and kv heads, rows by batch."""
-  box = nn.Partitioned
-  boxed = state_shapes._replace(
-      cache={k: box(v, names=CACHE_AXES) for k, v in state_shapes.cache.items()},
-      slot_valid=box(state_shapes.slot_valid, names=ROW_AXES),
-      positions=box(state_shapes.positions, names=ROW_AXES[:1]),
-      tokens=box(state_shapes.tokens, names=ROW_AXES),
-      done=box(state_shapes.done, names=ROW_AXES[:1]))
-  return sharding.logical_shardings(boxed, mesh)
+      model_flops_basis="flops.multi_budget_train_flops_per_example x batch "
+                        "(forward + backward, no remat)")
 
 
 def _generation(config, sizes, mesh):
-  """(model, settings, params, inputs, rng, DecodeState shapes with shardings)."""
-  model = models.build(config.model)
+  """(ShardedGeneration, and its arguments: params, inputs, rng, DecodeState, abstract with
+  their shardings)."""
   settings = decoding.Settings(max_new_tokens=sizes.max_new_tokens)
-  params = _params(config.model, mesh)
+  generation = sharded.build(config.model, settings, mesh)
+  params = sharded.param_shapes(config.model, mesh)
   inputs = model_inputs(config.model, sizes, mesh)
   rng = jax.eval_shape(lambda: jax.random.PRNGKey(0))
   rng = jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=NamedSharding(mesh, PartitionSpec()))
-  prefill = functools.partial(decoding.prefill, model, settings=settings)
   with sharding.activate(mesh):
-    state_shapes = jax.eval_shape(prefill, params, inputs, rng)
-  state = _placed(state_shapes, _decode_state_shardings(state_shapes, mesh))
-  return model, settings, params, inputs, rng, state
+    state = jax.eval_shape(generation.prefill, params, inputs, rng)
+  return generation, params, inputs, rng, _placed(state, generation.state)
 
 
 @PROGRAMS.register("prefill")
 def prefill_program(config, sizes, mesh):
   """The prompt pass of generation: vision, compressor, LLM over T - 1 + V tokens, KV cache."""
-  model, settings, params, inputs, rng, state = _generation(config, sizes, mesh)
-  jitted = jax.jit(functools.partial(decoding.prefill, model, settings=settings),
-                   in_shardings=_shardings_of((params, inputs, rng)),
-                   out_shardings=_shardings_of(state))
+  generation, params, inputs, rng, _ = _generation(config, sizes, mesh)
   per_query = flops.inference_flops(config.model, sizes.text_length - 1,
                                     question_tokens=sizes.question_length)["total"]
-  return Program(jitted, (params, inputs, rng), sizes.batch * per_query,
+  return Program(generation.prefill, (params, inputs, rng), sizes.batch * per_query,
                  "flops.inference_flops total x batch")
 
 
@@ -166,12 +147,9 @@ def decode_step_flops(llm, cache_length):
 @PROGRAMS.register("decode")
 def decode_program(config, sizes, mesh):
   """One cached decode step: a token per sequence, the cache updated in place (donated)."""
-  model, settings, params, _, _, state = _generation(config, sizes, mesh)
-  jitted = jax.jit(functools.partial(decoding.decode_step, model, settings=settings),
-                   in_shardings=_shardings_of((params, state)), out_shardings=_shardings_of(state),
-                   donate_argnums=1)
+  generation, params, _, _, state = _generation(config, sizes, mesh)
   cache_length = state.slot_valid.shape[1]
-  return Program(jitted, (params, state),
+  return Program(generation.step, (params, state),
                  sizes.batch * decode_step_flops(config.model.llm, cache_length),
                  f"dense + head per token + attention over the {cache_length} cache slots, "
                  "x batch")

@@ -2,8 +2,9 @@
 
 `vlm-jax compile --config configs/train/paper.py:llm=qwen1_5_7b,budget=16,stage=2,stage1=run
 --topology v5p-64` compiles the training step for the 32 chips of a v5p-64 with libtpu
-(pip install -e '.[aot]') on this machine's CPU. Exit status: 0 fits, 3 does not fit,
-4 libtpu unavailable, 2 bad input.
+(pip install -e '.[aot]') on this machine's CPU. `--search-microbatches` compiles it with
+1, 2, 4, ... microbatches until it fits and reports the smallest count that does. Exit
+status: 0 fits, 3 does not fit, 4 libtpu unavailable, 2 bad input.
 """
 import json
 import os
@@ -39,6 +40,9 @@ def add_arguments(parser):
   parser.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE",
                       help="override a config field, e.g. --set microbatches=4 (repeatable)")
+  parser.add_argument("--search-microbatches", action="store_true",
+                      help="train step: compile with 1, 2, 4, ... microbatches (gradient "
+                      "accumulation) until it fits; report the smallest count that fits")
   parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -83,7 +87,8 @@ def describe(report, config_name):
         f"FLOPs per chip: model {report.model_flops_per_chip:.3e} ({report.model_flops_basis}, "
         f"/ {report.chips} chips); XLA cost analysis {report.xla_flops_per_chip:.3e}",
         f"  note: {FLOPS_NOTE}",
-        "collectives: " + ", ".join(f"{op} {n}" for op, n in report.collectives.items()),
+        "collectives: " + ", ".join(f"{op} {n}" for op, n in report.collectives.items())
+        + f"; Pallas kernel calls {report.kernel_calls}",
     ]
   else:
     needed = report.required_temp_bytes
@@ -97,6 +102,25 @@ def describe(report, config_name):
   return "\n".join(lines)
 
 
+def describe_search(reports, config_name):
+  """The microbatch search as text: a line per count tried, then the last report."""
+  lines = [f"microbatches {r.sizes['microbatches']}: peak per chip "
+           + ("" if r.compiled else "at least ") + f"{_gib(r.peak_bytes)}: "
+           + ("fits" if r.fits else "does not fit") for r in reports]
+  last = reports[-1]
+  lines += ["", describe(last, config_name), ""]
+  lines.append(f"smallest microbatch count that fits: {last.sizes['microbatches']} "
+               f"(--set microbatches={last.sizes['microbatches']})" if last.fits else
+               f"no microbatch count up to {last.sizes['microbatches']} fits")
+  return "\n".join(lines)
+
+
+def _search_json(reports):
+  return {"microbatch_search": [
+      {"microbatches": r.sizes["microbatches"], "fits": r.fits, "peak_bytes": r.peak_bytes}
+      for r in reports]}
+
+
 def run(args):
   # Compile-only TPU devices come from libtpu's topology description; the process itself
   # runs on the CPU, and must not open a local TPU another job may hold.
@@ -107,13 +131,25 @@ def run(args):
     with errors.user_input():
       mesh = parse_mesh(args.mesh)
       config = train.apply_overrides(configs.load(args.config), args.overrides)
-      report = aot.compile_step(config, args.topology, step=args.step, mesh=mesh,
-                                batch=args.batch, text_length=args.text_length,
-                                question_length=args.question_length,
-                                max_new_tokens=args.max_new_tokens)
+      sizes = dict(batch=args.batch, text_length=args.text_length,
+                   question_length=args.question_length)
+      if args.search_microbatches:
+        if args.step != "train":
+          raise errors.BadValueError("--search-microbatches searches the train step's "
+                                     f"microbatches, not --step {args.step}")
+        reports = aot.search_microbatches(config, args.topology, mesh=mesh, **sizes)
+      else:
+        reports = [aot.compile_step(config, args.topology, step=args.step, mesh=mesh,
+                                    max_new_tokens=args.max_new_tokens, **sizes)]
   except aot.LibtpuUnavailableError as e:
     print(f"vlm-jax compile: error: {e}", file=sys.stderr)
     return EXIT_NO_LIBTPU
-  print(json.dumps({"config": args.config, **report.to_dict()}, indent=2) if args.json
-        else describe(report, args.config))
+  report = reports[-1]
+  if args.json:
+    search = _search_json(reports) if args.search_microbatches else {}
+    print(json.dumps({"config": args.config, **search, **report.to_dict()}, indent=2))
+  elif args.search_microbatches:
+    print(describe_search(reports, args.config))
+  else:
+    print(describe(report, args.config))
   return EXIT_FITS if report.fits else EXIT_DOES_NOT_FIT

@@ -1,5 +1,11 @@
-"""Evaluate checkpoints at visual-token budgets on benchmarks; writes results.json/.csv/.md."""
+"""Evaluate checkpoints at visual-token budgets on benchmarks; writes results.json/.csv/.md.
+
+On several hosts every host runs the same command (see launch/eval.sh): each answers its
+share of the questions, and process 0 writes the results under its --workdir.
+"""
 import argparse
+
+from vlm_jax import distributed, errors
 
 
 def add_arguments(parser):
@@ -11,7 +17,9 @@ def add_arguments(parser):
   parser.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE",
                       help="override a config field, e.g. --set data.batch_size=8 "
-                      "--set data.template=vicuna_v1 (repeatable)")
+                      "--set data.template=vicuna_v1 --set dtype=bfloat16 --set mesh.tensor=4 "
+                      "(repeatable)")
+  distributed.add_arguments(parser)
 
 
 def _budgets(text):
@@ -23,7 +31,9 @@ def _budgets(text):
 
 
 def run(args):
-  from vlm_jax import configs, errors
+  with errors.user_input(ValueError):  # incomplete multi-host settings
+    distributed.initialize_from_args(args)
+  from vlm_jax import configs
   from vlm_jax.evaluate import harness, results
   with errors.user_input():
     config = configs.load(args.config)

@@ -1,29 +1,39 @@
 """The evaluation sweep: every checkpoint x visual-token budget x benchmark, resumable.
 
 Each (checkpoint, budget, benchmark) becomes one row of results.json: accuracy and
-the scorer's sub-metrics, LLM params N, V, mean text tokens Q, inference FLOPs, and
-what was scored, left unanswered, unparsed or skipped (by name). Rows already in
-results.json are not run again.
+the scorer's sub-metrics, LLM params N, V, mean text tokens Q, inference FLOPs, what
+was scored, left unanswered, unparsed or skipped (by name), and questions and generated
+tokens per second. Rows already in results.json are not run again.
+
+It runs on the config's (data, fsdp, tensor) mesh: params restored onto their shardings,
+prompts batched over data x fsdp, generation by the programs `vlm-jax compile` compiles
+(vlm_jax.generate.sharded). On several processes each answers its share of the questions
+(vlm_jax.evaluate.shares), and process 0 alone writes answers and results.
 """
 import copy
+import dataclasses
+import itertools
 import logging
 import os
 import time
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import tqdm
+from ml_collections.config_dict import placeholder
 
 from vlm_jax import checkpoints as checkpoints_lib
-from vlm_jax import errors, flops, models
+from vlm_jax import configs, errors, flops, models, sharding
 from vlm_jax.data import load_tokenizer, make_eval_examples
 from vlm_jax.data import config as data_config_lib
 from vlm_jax.data import processor as processor_lib
 from vlm_jax.data.templates import get_template
-from vlm_jax.evaluate import results, writers
+from vlm_jax.evaluate import results, shares, writers
 from vlm_jax.evaluate.registry import BENCHMARKS
-from vlm_jax.generate import Generator
+from vlm_jax.generate import Generator, sharded
 from vlm_jax.train import apply_overrides, pretrained
 
 log = logging.getLogger(__name__)
@@ -32,6 +42,26 @@ log = logging.getLogger(__name__)
 SUBMISSIONS = {"vqav2": (writers.write_vqav2_submission, "questions_file", ".json"),
                "vizwiz": (writers.write_vizwiz_submission, "questions_file", ".json"),
                "mmbench": (writers.write_mmbench_submission, "tsv_file", ".xlsx")}
+DTYPES = ("float32", "bfloat16")
+
+
+def default_config():
+  """An eval config's keys besides `benchmarks` and `benchmark_args`, at their defaults."""
+  return ml_collections.ConfigDict(dict(
+      data=data_config_lib.default_config(),
+      dtype="float32",  # params and compute: float32 | bfloat16, whatever a checkpoint trained in
+      # Over every device (-1: the devices left), or the first num_devices (one process only).
+      mesh=dict(data=1, fsdp=-1, tensor=1, num_devices=placeholder(int))))
+
+
+@dataclasses.dataclass(frozen=True)
+class Generated:
+  """A benchmark's generation pass, over every process."""
+  answers: dict  # question_id -> answer text
+  text_tokens: float  # mean text tokens per prompt, the image placeholder not counted
+  skipped: dict  # skip reason -> questions
+  generated_tokens: int  # over the answers, each one's stop token counted
+  seconds: float  # wall clock of the pass on the slowest process, compilation included
 
 
 def with_budget(config, params, budget):
@@ -56,18 +86,48 @@ def _records(data, benchmark):
           for e in data.examples]
 
 
-def load_model(spec):
-  """(model config, float32 params) of `spec`: a converted or exported model folder, or a
-  training workdir at its latest checkpoint or at `DIR@STEP`."""
+def load_model(spec, mesh, dtype="float32"):
+  """(model config at compute dtype `dtype`, params) of `spec`: a converted or exported
+  model folder, or a training workdir at its latest checkpoint or at `DIR@STEP`.
+
+  The params are restored straight onto their shardings on `mesh` (each device reads its
+  own shards: no device ever holds them whole), then cast to `dtype` where they lie.
+  """
   path, at, step = spec.rpartition("@") if "@" in spec else (spec, "", "")
   if pretrained.is_training_run(path):
     if at and not step.isdigit():
       raise errors.BadValueError(f"{spec}: the step after @ must be a number, got {step!r}")
-    return pretrained.load_run(path, int(step) if at else None)
-  if at:
+    model_config = pretrained.read_run_config(path).model
+    model_config, params = pretrained.load_run(path, int(step) if at else None,
+                                               sharded.param_shardings(model_config, mesh))
+  elif at:
     raise errors.BadValueError(f"{spec}: @STEP names a step of a training workdir, and {path} "
                                "is not one")
-  return checkpoints_lib.load(path)
+  else:
+    model_config, params = checkpoints_lib.load(
+        path, sharded.param_shardings(checkpoints_lib.load_config(path), mesh))
+  model_config.dtype = dtype
+  return model_config, _as_dtype(params, dtype)
+
+
+def _as_dtype(params, dtype):
+  """The float params as `dtype`, each device casting its own shards."""
+  is_float = lambda x: jnp.issubdtype(x.dtype, jnp.floating)
+  if all(x.dtype == dtype for x in jax.tree.leaves(params) if is_float(x)):
+    return params
+  cast = lambda x: x.astype(dtype) if is_float(x) else x
+  return jax.jit(lambda tree: jax.tree.map(cast, tree),
+                 out_shardings=jax.tree.map(lambda x: x.sharding, params))(params)
+
+
+def _mesh(mesh_config, batch_size):
+  """The eval mesh; raises unless `batch_size` rows split over its batch shards and over
+  the processes."""
+  with errors.user_input(ValueError):
+    mesh = sharding.mesh_of(mesh_config)
+  sharding.check_batch_splits(batch_size, 1, mesh)
+  shares.check_rows_split(mesh)
+  return mesh
 
 
 def _data_config(config, model_config, source, explicit):
@@ -80,7 +140,8 @@ def _data_config(config, model_config, source, explicit):
   if data.image_preprocess is None:
     data.image_preprocess = model_config.vision.family
   data.update(image_size=model_config.vision.image_size, max_length=max(data.bucket_lengths),
-              image_token_id=model_config.image_token_id, padding_side="left")
+              image_token_id=model_config.image_token_id, padding_side="left",
+              batch_size=config.data.batch_size // jax.process_count())  # rows per process
   return data_config_lib.resolve(data)
 
 
@@ -92,37 +153,86 @@ def _stop_ids(tokenizer, template, model_config):
   return sorted({tokenizer.eos_id, *eos, *(end if len(end) == 1 else [])} - {None})
 
 
-def generate_answers(generator, params, records, data_config, desc):
-  """{question_id: answer text}, the mean text tokens per prompt, and skip counts."""
-  loader = make_eval_examples(data_config, records=records)
+def _longest_first(records, tokenizer):
+  """`records` by prompt tokens, longest first (ties in benchmark order): batches of like
+  lengths pad little, and the largest shapes compile (or run out of memory) first."""
+  length = {id(r): len(tokenizer.encode(r["conversations"][0]["value"])) for r in records}
+  return sorted(records, key=lambda r: -length[id(r)])
+
+
+def _idle_batch(data_config, pad_id):
+  """A batch of no valid rows, the image placeholder alone in each: what a process whose
+  share is done feeds to the steps the others still run."""
+  rows, size = data_config.batch_size, data_config.image_size
+  return {"input_ids": np.full((rows, 1), data_config.image_token_id, np.int32),
+          "attention_mask": np.ones((rows, 1), np.int32),
+          "pixels": np.zeros((rows, size, size, 3), np.float32),
+          "question_ids": np.full((rows, 1), pad_id, np.int32),
+          "question_mask": np.ones((rows, 1), np.int32),
+          "question_id": [None] * rows, "valid": np.zeros(rows, bool)}
+
+
+def generate_answers(generator, params, records, data_config, tokenizer, desc):
+  """Answers to `records`, each process answering records p, p + P, ... -> Generated, the
+  same on every process."""
+  index, count = jax.process_index(), jax.process_count()
+  share_size = len(records[index::count])
+  iterator = iter(make_eval_examples(data_config, shard_index=index, shard_count=count,
+                                     records=records)) if share_size else None
   stop = set(generator.settings.eos_ids)
-  answers, text_tokens = {}, []
-  iterator = iter(loader)
-  with tqdm.tqdm(total=len(records), desc=desc, unit="ex") as bar:
-    for batch in iterator:
+  answers, text_tokens, generated = [], [], 0
+  start = time.perf_counter()
+  with tqdm.tqdm(total=share_size, desc=desc, unit="q") as bar:
+    for batch in shares.in_step(iterator or (), _idle_batch(data_config, tokenizer.pad_id)):
       tokens = generator(params, batch["input_ids"], batch["attention_mask"],
                          pixels=batch["pixels"], question_ids=batch["question_ids"],
-                         question_mask=batch["question_mask"])
-      for row, question_id in enumerate(batch["question_id"]):
-        if not batch["valid"][row]:
-          continue
-        ids = list(tokens[row])
-        ids = ids[:next((i for i, t in enumerate(ids) if t in stop), len(ids))]
-        answers[question_id] = loader.tokenizer.decode(ids, skip_special_tokens=True).strip()
+                         question_mask=batch["question_mask"], active=batch["valid"])
+      for row in np.flatnonzero(batch["valid"]):
+        ids, emitted = _answer_ids(tokens[row].tolist(), stop)
+        generated += emitted
+        answers.append([batch["question_id"][row],
+                        tokenizer.decode(ids, skip_special_tokens=True).strip()])
         text_tokens.append(int(batch["attention_mask"][row].sum()) - 1)  # less the placeholder
       bar.update(int(np.sum(batch["valid"])))
-  skipped = {k: int(v) for k, v in iterator.counters.items() if k != "truncated" and v}
-  iterator.close()
-  return answers, float(np.mean(text_tokens)) if text_tokens else 0.0, skipped
+      bar.set_postfix_str(f"{generated / bar.format_dict['elapsed']:.0f} tokens/s")
+  skipped = {}
+  if iterator is not None:
+    skipped = {k: int(v) for k, v in iterator.counters.items() if k != "truncated" and v}
+    iterator.close()
+  return _merged(shares.gather(dict(answers=answers, text_tokens=text_tokens,
+                                    generated=generated, skipped=skipped,
+                                    seconds=time.perf_counter() - start)))
 
 
-def _row(checkpoint, name, config, metrics, text_tokens, skipped, data, answers_file):
+def _answer_ids(ids, stop):
+  """(the ids before the first stop id: the answer; how many were generated, the stop id
+  counted)."""
+  end = next((i for i, t in enumerate(ids) if t in stop), None)
+  return ids[:end], len(ids) if end is None else end + 1
+
+
+def _merged(parts):
+  """The processes' parts of a generation pass -> Generated."""
+  text_tokens = [n for part in parts for n in part["text_tokens"]]
+  skipped = {}
+  for part in parts:
+    for reason, n in part["skipped"].items():
+      skipped[reason] = skipped.get(reason, 0) + n
+  return Generated(
+      answers=dict(itertools.chain.from_iterable(part["answers"] for part in parts)),
+      text_tokens=float(np.mean(text_tokens)) if text_tokens else 0.0, skipped=skipped,
+      generated_tokens=sum(part["generated"] for part in parts),
+      seconds=max(part["seconds"] for part in parts))
+
+
+def _row(checkpoint, name, config, metrics, generated, data, answers_file):
   budget = config.compressor.budget
-  cost = flops.inference_flops(config, text_tokens=text_tokens, visual_tokens=budget)
+  cost = flops.inference_flops(config, text_tokens=generated.text_tokens, visual_tokens=budget)
+  skipped = generated.skipped
   return {
       "checkpoint": checkpoint, "benchmark": name,
       "llm_params_b": cost["llm_params"] / 1e9, "visual_tokens": budget,
-      "text_tokens": text_tokens, "inference_gflops": cost["total"] / 1e9,
+      "text_tokens": generated.text_tokens, "inference_gflops": cost["total"] / 1e9,
       "paper_gflops": cost["paper"] / 1e9, "accuracy": metrics["accuracy"],
       # A test split's placeholder metrics (no annotations) lack accuracy_all.
       "accuracy_all": metrics.get("accuracy_all", float("nan")),
@@ -131,6 +241,8 @@ def _row(checkpoint, name, config, metrics, text_tokens, skipped, data, answers_
       "skipped": skipped, "missing_images": data.missing_images,
       "unknown_ids": metrics.get("unknown_ids", []), "answers_file": answers_file,
       "metrics": {k: v for k, v in metrics.items() if k not in ("unknown_ids",)},
+      "dtype": config.dtype, "questions_per_s": len(generated.answers) / generated.seconds,
+      "generated_tokens_per_s": generated.generated_tokens / generated.seconds,
   }
 
 
@@ -138,6 +250,17 @@ def _score(benchmark, answers, data):
   if data.annotations is None:  # a test split: only the submission file scores it
     return {"accuracy": float("nan"), "n_scored": 0, "n_unanswered": 0, "n_unparsed": 0}
   return benchmark.score(answers, data)
+
+
+def _write_answers(stem, checkpoint, name, benchmark, args, data, answers):
+  """stem.jsonl, the answers in benchmark order, and a server-scored benchmark's submission."""
+  writers.write_answers_jsonl(
+      stem + ".jsonl", [{"question_id": e["question_id"], "prompt": e["prompt"],
+                         "text": answers[e["question_id"]]}
+                        for e in data.examples if e["question_id"] in answers],
+      model_id=checkpoint)
+  if name in SUBMISSIONS:
+    _write_submission(name, benchmark, args, answers, stem)
 
 
 def _write_submission(name, benchmark, args, answers, path):
@@ -151,19 +274,18 @@ def run(config, checkpoints, workdir, budgets=None, overrides=()):
   """Evaluates every checkpoint at every budget (default: its own) on config.benchmarks.
 
   config: `benchmarks` (names), `benchmark_args` ({name: reader arguments, e.g. root}),
-  `data` (batch_size, bucket_lengths of the eval pipeline; tokenizer, template and image
-  preprocessing unset to take each checkpoint's own). checkpoints: load_model specs.
-  overrides: `KEY=VALUE` items set on config; the data keys among them win over the
-  checkpoints' processors.
+  `data` (batch_size, global, and bucket_lengths of the eval pipeline; tokenizer, template
+  and image preprocessing unset to take each checkpoint's own), `dtype` and `mesh` (see
+  default_config). checkpoints: load_model specs. overrides: `KEY=VALUE` items set on
+  config; the data keys among them win over the checkpoints' processors. On several
+  processes every one calls this alike: each answers its share, process 0 alone writes,
+  and all return the same rows.
   """
-  config = copy.deepcopy(config)
-  data = data_config_lib.default_config()
-  data.update(config.get("data", {}))
-  config.data = data
-  with errors.user_input():
-    apply_overrides(config, overrides)
+  config = _with_defaults(config, overrides)
+  mesh = _mesh(config.mesh, config.data.batch_size)
   explicit = processor_lib.explicit_data_keys(overrides)
-  rows = results.load(workdir)
+  writes = jax.process_index() == 0
+  rows = shares.from_process_0(results.load(workdir) if writes else None)  # what it wrote
   done = {results.row_key(r) for r in rows}
   benchmarks = {}
   for name in config.benchmarks:
@@ -174,7 +296,7 @@ def run(config, checkpoints, workdir, budgets=None, overrides=()):
                   len(data.missing_images), ", ".join(map(str, data.missing_images[:10])))
     benchmarks[name] = (benchmark, args, data)
   for checkpoint in map(str, checkpoints):
-    model_config, params = load_model(checkpoint)
+    model_config, params = load_model(checkpoint, mesh, config.dtype)
     data_config = _data_config(config, model_config, checkpoint, explicit)
     tokenizer = load_tokenizer(data_config.tokenizer)
     processor_lib.check_vocabulary(tokenizer, model_config.llm.vocab_size, checkpoint)
@@ -187,28 +309,35 @@ def run(config, checkpoints, workdir, budgets=None, overrides=()):
       config_v = with_budget(model_config, params, budget)
       for name in todo:
         benchmark, args, data = benchmarks[name]
-        start = time.time()
         generator = Generator(config_v, max_new_tokens=benchmark.max_new_tokens,
-                              eos_id=stop_ids, pad_id=tokenizer.pad_id)
-        answers, text_tokens, skipped = generate_answers(
-            generator, params, _records(data, name), data_config,
-            desc=f"{_slug(checkpoint)} V={budget} {name}")
+                              eos_id=stop_ids, pad_id=tokenizer.pad_id, mesh=mesh)
+        generated = generate_answers(
+            generator, params, _longest_first(_records(data, name), tokenizer), data_config,
+            tokenizer, desc=f"{_slug(checkpoint)} V={budget} {name}")
+        answers = generated.answers
         stem = os.path.join(workdir, "answers", f"{_slug(checkpoint)}_v{budget}_{name}")
-        writers.write_answers_jsonl(
-            stem + ".jsonl", [{"question_id": e["question_id"], "prompt": e["prompt"],
-                               "text": answers[e["question_id"]]}
-                              for e in data.examples if e["question_id"] in answers],
-            model_id=checkpoint)
-        if name in SUBMISSIONS:
-          _write_submission(name, benchmark, args, answers, stem)
-        row = _row(checkpoint, name, config_v, _score(benchmark, answers, data), text_tokens,
-                   skipped, data, stem + ".jsonl")
+        row = _row(checkpoint, name, config_v, _score(benchmark, answers, data), generated,
+                   data, stem + ".jsonl")
         rows.append(row)
-        results.write(workdir, rows)
+        if writes:
+          _write_answers(stem, checkpoint, name, benchmark, args, data, answers)
+          results.write(workdir, rows)
         print(f"{name} V={budget}: accuracy {row['accuracy']:.4f} over {row['n_scored']} "
               f"scored; {row['n_unanswered']} unanswered, {row['n_unparsed']} unparsed, "
-              f"{row['n_skipped']} skipped ({time.time() - start:.0f}s)")
+              f"{row['n_skipped']} skipped ({generated.seconds:.0f}s: "
+              f"{row['questions_per_s']:.1f} questions/s, "
+              f"{row['generated_tokens_per_s']:.0f} generated tokens/s)")
   return rows
+
+
+def _with_defaults(config, overrides):
+  """`config` over default_config(), with `overrides` set; a bad dtype is an error."""
+  full = default_config()
+  full.update(copy.deepcopy(config))
+  with errors.user_input():
+    apply_overrides(full, overrides)
+  configs.one_of("inference dtype", full.dtype, DTYPES)
+  return full
 
 
 def _slug(path):

@@ -7,7 +7,7 @@ import os
 KEY = ("checkpoint", "visual_tokens", "benchmark")
 COLUMNS = ("checkpoint", "benchmark", "llm_params_b", "visual_tokens", "text_tokens",
            "inference_gflops", "paper_gflops", "accuracy", "accuracy_all", "n_scored",
-           "n_unanswered", "n_unparsed", "n_skipped")
+           "n_unanswered", "n_unparsed", "n_skipped", "questions_per_s", "generated_tokens_per_s")
 
 
 def row_key(row):

@@ -53,13 +53,13 @@ def _run_prompt(module, inputs, max_new_tokens):
   batch, length = mask.shape
   cache_length = length + max_new_tokens
   slot_valid = jnp.concatenate([mask > 0, jnp.zeros((batch, max_new_tokens), bool)], axis=1)
-  causal = jnp.arange(length)[:, None] >= jnp.arange(cache_length)[None]
   llm = _decoder(module)
   cfg = llm.config
   shape = (cfg.num_layers, batch, cache_length, cfg.num_kv_heads, cfg.head_dim)
   cache = {"k": jnp.zeros(shape, llm.dtype), "v": jnp.zeros(shape, llm.dtype)}
-  hidden, cache = llm.hidden_states(embeds, causal[None] & slot_valid[:, None],
-                                    positions_from_mask(mask), cache, 0)
+  # The prompt attends among itself (a padding mask: the config's attention implementation,
+  # splash on TPU); the decode steps below read the cache by slot (xla).
+  hidden, cache = llm.hidden_states(embeds, mask, positions_from_mask(mask), cache, 0)
   # Left padding puts every sequence's last prompt token in the last column.
   return llm.logits(hidden[:, -1:])[:, 0], cache, slot_valid, mask
 
@@ -113,9 +113,10 @@ def decode_step(model, params, state, settings):
 
 
 def decode(model, params, state, settings):
-  """Steps until every sequence is done or N tokens are out -> tokens (B, N)."""
+  """Steps until every sequence is done or N tokens are out -> the final DecodeState, its
+  tokens (B, N). It returns the whole state so that a caller donating `state` has the loop
+  run in its buffers (the cache is not copied)."""
   def running(s):
     return (s.step < settings.max_new_tokens) & ~jnp.all(s.done)
 
-  final = jax.lax.while_loop(running, lambda s: decode_step(model, params, s, settings), state)
-  return final.tokens
+  return jax.lax.while_loop(running, lambda s: decode_step(model, params, s, settings), state)

@@ -1,12 +1,11 @@
-"""Batched generation with jitted prefill / decode reused across batches."""
-import functools
-
+"""Batched generation with jitted prefill / decode reused across batches, on a mesh."""
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
-from vlm_jax import models
+from vlm_jax import sharding
 from vlm_jax.data.batching import bucket_length
-from vlm_jax.generate import decoding
+from vlm_jax.generate import decoding, sharded
 
 DEFAULT_BUCKETS = (32, 64, 128, 256, 512, 1024, 2048)
 
@@ -36,13 +35,17 @@ def _check_prompts(input_ids, attention_mask, image_token_id):
 class Generator:
   """Greedy or sampled generation for one model config and one set of settings.
 
-  The jitted `prefill`, `decode` and `step` keep one compiled program per input
-  shape; prompts (and questions) are padded up to a bucket length so a stream of
-  batches of one batch size compiles only a few times.
+  The jitted `prefill`, `decode` and `step` (vlm_jax.generate.sharded, the programs
+  `vlm-jax compile` compiles) keep one compiled program per input shape; prompts (and
+  questions) are padded up to a bucket length so a stream of batches of one batch size
+  compiles only a few times. They run on `mesh` (default: the first device), params placed
+  by `sharded.param_shardings`; `decode` and `step` donate the state they are given.
+  Called directly on a mesh of several devices, they want `sharding.activate(mesh)`
+  around them, as `__call__` has.
   """
 
   def __init__(self, model_config, *, max_new_tokens, eos_id=None, pad_id=0, temperature=0.0,
-               top_p=1.0, prompt_buckets=DEFAULT_BUCKETS):
+               top_p=1.0, prompt_buckets=DEFAULT_BUCKETS, mesh=None):
     if max_new_tokens < 1:
       raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if temperature < 0 or not 0 < top_p <= 1:
@@ -57,11 +60,10 @@ class Generator:
     self.settings = decoding.Settings(max_new_tokens, eos_ids, pad_id, float(temperature),
                                       float(top_p))
     self.prompt_buckets = tuple(prompt_buckets or ())
-    model = models.build(model_config)
-    bind = lambda fn: functools.partial(fn, model, settings=self.settings)
-    self.prefill = jax.jit(bind(decoding.prefill))
-    self.step = jax.jit(bind(decoding.decode_step))
-    self.decode = jax.jit(bind(decoding.decode))
+    self.mesh = sharding.make_mesh(devices=jax.devices()[:1]) if mesh is None else mesh
+    self.programs = sharded.build(model_config, self.settings, self.mesh)
+    self.prefill, self.step, self.decode = (self.programs.prefill, self.programs.step,
+                                            self.programs.decode)
 
   def _bucket(self, length):
     return bucket_length(length, self.prompt_buckets) if self.prompt_buckets else length
@@ -96,13 +98,46 @@ class Generator:
     return inputs
 
   def __call__(self, params, input_ids, attention_mask, *, pixels=None, question_ids=None,
-               question_mask=None, rng=None):
-    """Left-padded prompts (B, T) -> generated ids (B, max_new_tokens), pad_id after EOS."""
+               question_mask=None, rng=None, active=None):
+    """Left-padded prompts (b, T) -> generated ids (b, max_new_tokens), pad_id after EOS.
+
+    On several processes every one calls at once with its own b rows, and the batch is
+    theirs in process order; the mesh's batch shards (data x fsdp) must split the
+    processes' rows (one block of rows each). active (b,) bool: the rows to generate
+    for (default all); the others stop after the first token, so they never keep the
+    decode loop running.
+    """
     if self.settings.temperature > 0 and rng is None:
       raise ValueError("sampling (temperature > 0) needs an rng")
     inputs = self.prepare(input_ids, attention_mask, pixels, question_ids, question_mask)
-    state = self.prefill(params, inputs, jax.random.PRNGKey(0) if rng is None else rng)
-    return np.asarray(self.decode(params, state))
+    with sharding.activate(self.mesh):
+      state = self.prefill(params, self._global_rows(self._pad_to_longest_process(inputs)),
+                           jax.random.PRNGKey(0) if rng is None else rng)
+      if active is not None:
+        state = state._replace(done=state.done | ~self._global_rows(np.asarray(active, bool)))
+      tokens = self.decode(params, state).tokens
+    return np.asarray(multihost_utils.global_array_to_host_local_array(
+        tokens, self.mesh, self.programs.rows.spec))
+
+  def _pad_to_longest_process(self, inputs):
+    """Prompts (left) and questions (right) padded to the longest over the processes,
+    whose rows form one batch; unchanged on one process."""
+    if jax.process_count() == 1:
+      return inputs
+    texts = [("input_ids", "attention_mask", "left"), ("question_ids", "question_mask", "right")]
+    texts = [text for text in texts if text[0] in inputs]
+    lengths = np.array([inputs[ids].shape[1] for ids, _, _ in texts])
+    longest = np.max(multihost_utils.process_allgather(lengths), axis=0)
+    padded = dict(inputs)
+    for (ids, mask, side), length in zip(texts, longest):
+      padded[ids] = _pad_columns(inputs[ids], length, self.settings.pad_id, side)
+      padded[mask] = _pad_columns(inputs[mask], length, 0, side)
+    return padded
+
+  def _global_rows(self, local):
+    """This process's rows (a numpy tree) -> global Arrays, rows over data x fsdp."""
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(self.programs.rows, x), local)
 
 
 def generate(model_config, params, input_ids, attention_mask, *, pixels=None, question_ids=None,

@@ -2,21 +2,27 @@
 
 RMSNorm, RoPE (rope_theta, rope scaling), grouped-query attention, SwiGLU,
 optional q/k/v bias, tied or untied embeddings. Layers are scanned (params
-stacked on a leading `layers` axis) and optionally rematerialized.
+stacked on a leading `layers` axis) and optionally rematerialized (`remat`);
+attention by the implementation `attention` names (vlm_jax.models.attention).
 """
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+from jax.ad_checkpoint import checkpoint_name
 
-from vlm_jax.models import layers
+from vlm_jax.configs import one_of
+from vlm_jax.models import attention, layers
 from vlm_jax.models.rope import apply_rope, inverse_frequencies
 
+QKV_NAMES = ("query", "key", "value")  # the attention inputs, after RoPE, for `save_qkv`
+# What a layer keeps for the backward pass; the rest is recomputed.
 REMAT_POLICIES = {
-    "none": None,
-    "full": jax.checkpoint_policies.nothing_saveable,
-    "dots": jax.checkpoint_policies.checkpoint_dots,
-    "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+    "none": None,  # everything
+    "full": jax.checkpoint_policies.nothing_saveable,  # only the layer's input
+    # the matmuls with weights (projections, MLP); attention's batched einsums recomputed
+    "dots_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "save_qkv": jax.checkpoint_policies.save_only_these_names(*QKV_NAMES),
 }
 
 
@@ -25,7 +31,7 @@ def default_config():
       family="qwen2", vocab_size=1024, hidden_size=64, intermediate_size=128,
       num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16, rope_theta=1e6,
       rope_scaling=None, rms_norm_eps=1e-6, qkv_bias=True, tie_embeddings=True,
-      max_position_embeddings=4096, remat="none"))
+      max_position_embeddings=4096, remat="none", attention="auto"))
 
 
 def positions_from_mask(attention_mask):
@@ -40,10 +46,13 @@ class Attention(nn.Module):
 
   @nn.compact
   def __call__(self, x, positions, mask, kv_cache=None, cache_index=None):
-    """x (B, T, D), positions (B, T), mask (B, T, S) bool -> (B, T, D), new cache.
+    """x (B, T, D), positions (B, T) -> (B, T, D), new cache.
 
-    Without a cache S == T; with one, keys/values are written at `cache_index`
-    into `kv_cache` = {"k", "v"} of shape (B, S, kv_heads, head_dim).
+    mask (B, T) 0/1 padding: causal attention among these T tokens, by the config's
+    implementation (a cache must hold nothing before them: prefill); mask (B, T, S) bool:
+    the cache slots each token sees, by xla (the decode step).
+    With a cache, keys/values are written at `cache_index` into `kv_cache` = {"k", "v"}
+    of shape (B, S, kv_heads, head_dim).
     """
     cfg = self.config
     proj = lambda n, heads, axes: layers.dense_general(
@@ -54,15 +63,18 @@ class Attention(nn.Module):
     v = proj("v_proj", cfg.num_kv_heads, "kv_heads")
     inv_freq = inverse_frequencies(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
     q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
-    if kv_cache is not None:
-      k = jax.lax.dynamic_update_slice_in_dim(kv_cache["k"], k.astype(kv_cache["k"].dtype),
-                                              cache_index, axis=1)
-      v = jax.lax.dynamic_update_slice_in_dim(kv_cache["v"], v.astype(kv_cache["v"].dtype),
-                                              cache_index, axis=1)
-      kv_cache = {"k": k, "v": v}
+    q, k, v = (checkpoint_name(y, name) for y, name in zip((q, k, v), QKV_NAMES))
     q = nn.with_logical_constraint(q, ("act_batch", "act_length", "act_heads", None))
-    out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype),
-                                       mask=mask[:, None])
+    if kv_cache is not None:
+      write = lambda cache, new: jax.lax.dynamic_update_slice_in_dim(
+          cache, new.astype(cache.dtype), cache_index, axis=1)
+      kv_cache = {"k": write(kv_cache["k"], k), "v": write(kv_cache["v"], v)}
+    if mask.ndim == 2:
+      out = attention.self_attention(q, k, v, mask, causal=True,
+                                     implementation=attention.of_module(self))
+    else:
+      out = jax.nn.dot_product_attention(q, kv_cache["k"].astype(q.dtype),
+                                         kv_cache["v"].astype(q.dtype), mask=mask[:, None])
     out = layers.dense_general(cfg.hidden_size, (-2, -1), ("heads", "head_dim", "embed"),
                                use_bias=False, dtype=self.dtype, name="o_proj")(out)
     return out, kv_cache
@@ -112,8 +124,9 @@ class DecoderLM(nn.Module):
         embedding_init=nn.with_logical_partitioning(
             nn.initializers.normal(0.02), ("vocab", "embed")))
     block = DecoderLayer
-    if REMAT_POLICIES[cfg.remat] is not None:
-      block = nn.remat(block, policy=REMAT_POLICIES[cfg.remat], prevent_cse=False)
+    policy = REMAT_POLICIES[one_of("remat policy", cfg.remat, REMAT_POLICIES)]
+    if policy is not None:
+      block = nn.remat(block, policy=policy, prevent_cse=False)
     self.layers = nn.scan(
         block, variable_axes={"params": 0}, split_rngs={"params": True},
         in_axes=(nn.broadcast, nn.broadcast, 0, nn.broadcast), length=cfg.num_layers,
@@ -128,8 +141,10 @@ class DecoderLM(nn.Module):
     return self.embed(input_ids)
 
   def hidden_states(self, embeds, mask, positions, kv_cache=None, cache_index=None):
-    """embeds (B, T, D), mask (B, T, S) bool, positions (B, T) -> final-normed (B, T, D).
+    """embeds (B, T, D), mask, positions (B, T) -> final-normed (B, T, D).
 
+    mask: (B, T) 0/1 padding for causal attention among the T tokens (no cache, or one
+    filled from slot 0: prefill), or (B, T, S) bool, the cache slots each token sees.
     kv_cache: {"k", "v"} of shape (layers, B, S, kv_heads, head_dim) or None.
     Returns (hidden, new kv_cache).
     """
@@ -150,7 +165,7 @@ class DecoderLM(nn.Module):
     """Causal forward without cache: embeds (B, T, D), attention_mask (B, T) -> (B, T, D)."""
     if positions is None:
       positions = positions_from_mask(attention_mask)
-    hidden, _ = self.hidden_states(embeds, causal_mask(attention_mask), positions)
+    hidden, _ = self.hidden_states(embeds, attention_mask, positions)
     return hidden
 
   def __call__(self, input_ids, attention_mask=None, positions=None):
@@ -159,10 +174,3 @@ class DecoderLM(nn.Module):
       attention_mask = jnp.ones_like(input_ids)
     return self.logits(self.forward_embeds(self.embed_tokens(input_ids), attention_mask,
                                            positions))
-
-
-def causal_mask(attention_mask):
-  """(B, T) 0/1 padding mask -> (B, T, T) bool: causal and key not padding."""
-  t = attention_mask.shape[-1]
-  causal = jnp.tril(jnp.ones((t, t), dtype=bool))
-  return causal[None] & (attention_mask[:, None, :] > 0)

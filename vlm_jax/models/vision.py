@@ -3,14 +3,14 @@
 SigLIP: patch conv with bias, learned positions, pre-LN blocks (tanh-GELU), final
 LayerNorm, no class token. CLIP: patch conv without bias, class token, a LayerNorm
 before the encoder ("pre_layrnorm"), quick-GELU blocks, final LayerNorm on the class
-token only. Layers are scanned, params stacked on a leading `layers` axis.
+token only. Layers are scanned, params stacked on a leading `layers` axis; attention
+by the implementation `attention` names (vlm_jax.models.attention).
 """
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import ml_collections
 
-from vlm_jax.models import layers
+from vlm_jax.models import attention, layers
 
 FAMILIES = ("siglip", "clip")
 
@@ -19,7 +19,7 @@ def default_config():
   return ml_collections.ConfigDict(dict(
       family="siglip", image_size=32, patch_size=8, num_channels=3, hidden_size=32,
       intermediate_size=64, num_layers=2, num_heads=4, layer_norm_eps=1e-6,
-      hidden_act="gelu_pytorch_tanh"))
+      hidden_act="gelu_pytorch_tanh", attention="auto"))
 
 
 def grid_size(config):
@@ -43,7 +43,8 @@ class EncoderLayer(nn.Module):
     proj = lambda n: layers.dense_general(
         (cfg.num_heads, head_dim), -1, ("embed", "heads", "head_dim"), dtype=self.dtype,
         name=n)(h)
-    h = jax.nn.dot_product_attention(proj("q_proj"), proj("k_proj"), proj("v_proj"))
+    h = attention.self_attention(proj("q_proj"), proj("k_proj"), proj("v_proj"), None,
+                                 causal=False, implementation=attention.of_module(self))
     h = layers.dense_general(cfg.hidden_size, (-2, -1), ("heads", "head_dim", "embed"),
                              dtype=self.dtype, name="out_proj")(h)
     x = x + h

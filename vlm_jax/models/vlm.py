@@ -54,8 +54,9 @@ class VLM(nn.Module):
     query = jnp.take_along_axis(hidden, index[:, None, None], axis=1)[:, 0]
     return jax.lax.stop_gradient(query) if self.config.compressor.stop_query_grad else query
 
-  def encode_images(self, pixels, query=None):
-    """pixels (B, H, W, C) -> (B, V, D_llm) visual tokens."""
+  def vision_features(self, pixels):
+    """pixels (B, H, W, C) -> the compressor's features (B, g, g, d), multi_features
+    (B, g, g, L*d)."""
     cfg = self.config
     hidden = self.vision(pixels)["hidden_states"]  # (layers + 1, B, N, d)
     if vision_lib.has_class_token(cfg.vision):
@@ -64,21 +65,36 @@ class VLM(nn.Module):
     grid = lambda x: x.reshape(x.shape[0], g, g, x.shape[-1])
     features = grid(hidden[cfg.compressor.select_layer])
     multi = grid(jnp.concatenate([hidden[i] for i in cfg.compressor.kv_layers], axis=-1))
-    tokens = self.compressor(features, multi, query)
-    return self.projector(tokens)
+    return features, multi
 
-  def embed_multimodal(self, input_ids, attention_mask, pixels, question_ids=None,
-                       question_mask=None):
-    """-> embeds (B, T-1+V, D), attention_mask (B, T-1+V) with the image spliced in.
-
-    A row without the placeholder (text only) keeps its text at 0..T-1, visual
-    tokens after it with mask 0.
-    """
-    cfg = self.config
+  def image_inputs(self, pixels, question_ids=None, question_mask=None):
+    """What the compressor reads, whatever its budget: (features, multi_features, query
+    (B, D) or None), as `vision_features` and `query_vector` give them."""
     query = None
     if question_ids is not None:
       query = self.query_vector(question_ids, question_mask)
-    images = self.encode_images(pixels, query)
+    return (*self.vision_features(pixels), query)
+
+  def encode_images(self, pixels, query=None):
+    """pixels (B, H, W, C) -> (B, V, D_llm) visual tokens."""
+    return self.compress(*self.vision_features(pixels), query)
+
+  def compress(self, features, multi_features, query=None):
+    """`image_inputs` -> (B, V, D_llm) visual tokens at this model's budget."""
+    return self.projector(self.compressor(features, multi_features, query))
+
+  def embed_multimodal(self, input_ids, attention_mask, pixels, question_ids=None,
+                       question_mask=None, image_inputs=None):
+    """-> embeds (B, T-1+V, D), attention_mask (B, T-1+V) with the image spliced in.
+
+    A row without the placeholder (text only) keeps its text at 0..T-1, visual
+    tokens after it with mask 0. image_inputs: `image_inputs` of these pixels and
+    question, computed once for several budgets (then pixels and question are unread).
+    """
+    cfg = self.config
+    if image_inputs is None:
+      image_inputs = self.image_inputs(pixels, question_ids, question_mask)
+    images = self.compress(*image_inputs)
     text_ids = jnp.where(input_ids == cfg.image_token_id, 0, input_ids)
     embeds = splice(self.llm.embed_tokens(text_ids), images, input_ids, cfg.image_token_id)
     # A text-only row's visual tokens (of its blank image) are masked out, so its text
@@ -88,10 +104,28 @@ class VLM(nn.Module):
     mask = splice(attention_mask, image_mask, input_ids, cfg.image_token_id)
     return embeds, mask
 
-  def __call__(self, input_ids, attention_mask, pixels, question_ids=None, question_mask=None):
+  def hidden_states(self, input_ids, attention_mask, pixels, question_ids=None,
+                    question_mask=None, image_inputs=None):
+    """The inputs of `__call__` -> final-normed LLM states (B, T-1+V, D), before the head."""
     embeds, mask = self.embed_multimodal(input_ids, attention_mask, pixels, question_ids,
-                                         question_mask)
-    return self.llm.logits(self.llm.forward_embeds(embeds, mask, positions_from_mask(mask)))
+                                         question_mask, image_inputs)
+    return self.llm.forward_embeds(embeds, mask, positions_from_mask(mask))
+
+  def logits(self, hidden):
+    """The LM head: (B, L, D) -> (B, L, vocab) float32; reads only `head_params`."""
+    return self.llm.logits(hidden)
+
+  def __call__(self, input_ids, attention_mask, pixels, question_ids=None, question_mask=None,
+               image_inputs=None):
+    return self.logits(self.hidden_states(input_ids, attention_mask, pixels, question_ids,
+                                          question_mask, image_inputs))
+
+
+def head_params(params, config):
+  """The part of VLM `params` (of model `config`) the LM head reads: the tied embedding
+  or the untied lm_head."""
+  name = "embed" if config.llm.tie_embeddings else "lm_head"
+  return {"llm": {name: params["llm"][name]}}
 
 
 def expand_labels(labels, input_ids, num_visual_tokens, image_token_id):

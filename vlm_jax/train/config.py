@@ -10,6 +10,7 @@ import ml_collections
 from ml_collections.config_dict import placeholder
 
 from vlm_jax.data import config as data_config
+from vlm_jax.train import multi_budget
 
 PARAM_GROUPS = ("vision", "compressor", "projector", "llm")
 
@@ -22,6 +23,12 @@ def default_config():
       seed=0,
       batch_size=8,  # global: summed over hosts (each host reads batch_size / hosts)
       microbatches=1,  # gradient accumulation: the step scans over this many slices
+      # Positions per device whose float32 logits the loss holds at once: it scans the LM
+      # head and cross-entropy over chunks of them; 0 or None: all (micro)batch positions.
+      loss_chunk_size=2048,
+      # With model.compressor.budgets: `all` trains every example at every budget (losses
+      # averaged), `sample` one budget per step drawn from (seed, step) (train/multi_budget.py).
+      multi_budget=dict(mode="all"),
       total_steps=placeholder(int),  # default: num_epochs passes over the data
       num_epochs=1.0,
       optim=dict(
@@ -67,12 +74,16 @@ def resolve(config):
   for name in ("batch_size", "microbatches", "log_every"):
     if resolved[name] < 1:
       raise ValueError(f"{name} must be >= 1, got {resolved[name]}")
+  if (resolved.loss_chunk_size or 0) < 0:
+    raise ValueError(f"loss_chunk_size must be >= 0 (0: no chunks), "
+                     f"got {resolved.loss_chunk_size}")
   if resolved.batch_size % resolved.microbatches:
     raise ValueError(f"batch_size={resolved.batch_size} is not divisible by "
                      f"microbatches={resolved.microbatches}")
   if resolved.checkpoint.every < 1 or resolved.checkpoint.keep < 1:
     raise ValueError(f"checkpoint.every and checkpoint.keep must be >= 1, "
                      f"got {dict(resolved.checkpoint)}")
+  multi_budget.check(resolved.model, resolved.multi_budget.mode)
   if not 0 <= resolved.optim.warmup_fraction <= 1:
     raise ValueError(f"optim.warmup_fraction must lie in [0, 1], "
                      f"got {resolved.optim.warmup_fraction}")

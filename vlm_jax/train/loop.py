@@ -5,6 +5,7 @@ architecture as trained), checkpoints/<step>/ and tensorboard/ event files.
 Every process runs the same loop on its own shard of the data; process 0 logs.
 """
 import collections
+import functools
 import logging
 import os
 import time
@@ -16,7 +17,7 @@ from jax.experimental import multihost_utils
 from vlm_jax import data, sharding
 from vlm_jax.data import config as data_config_lib
 from vlm_jax.data import processor as processor_lib
-from vlm_jax.train import batches, pretrained
+from vlm_jax.train import batches, multi_budget, pretrained
 from vlm_jax.train import config as config_lib
 from vlm_jax.train import metrics as metrics_lib
 from vlm_jax.train import state as state_lib
@@ -53,7 +54,7 @@ def train(config, workdir, *, dataset=None, until_step=None, explicit=()):
     processor_lib.check_vocabulary(loader.tokenizer, model_config.llm.vocab_size, "the model")
   total_steps = config.total_steps or _steps_for_epochs(config, loader, data_config.batch_size)
   stop = total_steps if until_step is None else min(until_step, total_steps)
-  mesh = _make_mesh(config.mesh)
+  mesh = sharding.mesh_of(config.mesh)
   sharding.check_batch_splits(config.batch_size, config.microbatches, mesh)
   train_setup = step_lib.setup(model_config, config.optim, total_steps, mesh)
   boxed, tx, schedules, shardings = train_setup
@@ -80,14 +81,13 @@ def train(config, workdir, *, dataset=None, until_step=None, explicit=()):
         resolved = config.copy_and_resolve_references()
         resolved.model = model_config
         (workdir / pretrained.RUN_CONFIG).write_text(resolved.to_json(indent=2))
-      step_fn = step_lib.jitted_step(model_config, train_setup, mesh,
-                                     microbatches=config.microbatches, compiler_options=options)
+      step_for = _step_chooser(config, model_config, train_setup, mesh, options)
       writer = metrics_lib.MetricWriter(
           workdir / "tensorboard", total_steps=total_steps,
           initial_step=int(jax.device_get(state.step)), enabled=metrics_lib.is_logging_process())
       try:
         state, history = _run_steps(
-            step_fn, state, iterator, mesh, checkpointer, writer, stop=stop,
+            step_for, state, iterator, mesh, checkpointer, writer, stop=stop,
             log_every=config.log_every, cost=metrics_lib.StepCost(config, model_config, mesh))
       finally:
         writer.close()
@@ -96,7 +96,28 @@ def train(config, workdir, *, dataset=None, until_step=None, explicit=()):
   return TrainResult(state, history)
 
 
-def _run_steps(step_fn, state, iterator, mesh, checkpointer, writer, *, stop, log_every, cost):
+def _step_chooser(config, model_config, train_setup, mesh, compiler_options):
+  """step_for(step) -> (the jitted step that trains step `step`, metrics it adds).
+
+  In multi-budget mode `sample`, the step at the budget (seed, step) draws, each budget's
+  compiled once, and its `budget` added to the metrics; otherwise the one step.
+  """
+  jitted = functools.cache(lambda budget: step_lib.jitted_step(
+      model_config if budget is None else multi_budget.at_budget(model_config, budget),
+      train_setup, mesh, microbatches=config.microbatches,
+      loss_chunk_size=config.loss_chunk_size, compiler_options=compiler_options,
+      multi_budget_mode=config.multi_budget.mode))
+  served = multi_budget.budgets(model_config)
+  if not served or config.multi_budget.mode == "all":
+    return lambda step: (jitted(None), {})
+
+  def step_for(step):
+    budget = multi_budget.sampled_budget(config.seed, step, served)
+    return jitted(budget), {"budget": budget}
+  return step_for
+
+
+def _run_steps(step_for, state, iterator, mesh, checkpointer, writer, *, stop, log_every, cost):
   """Steps from state.step to `stop`; checkpoints and logs on the way. -> (state, history)."""
   history, pending = [], []
   interval_start, timed = time.perf_counter(), False
@@ -106,8 +127,9 @@ def _run_steps(step_fn, state, iterator, mesh, checkpointer, writer, *, stop, lo
     except StopIteration:
       raise RuntimeError(f"the data ran out before step {step}: lower total_steps or leave "
                          f"data.num_epochs unset (repeat)") from None
+    step_fn, chosen = step_for(step)
     state, step_metrics = step_fn(state, batches.global_batch(host_batch, mesh))
-    pending.append((step, step_metrics))
+    pending.append((step, {**step_metrics, **chosen}))
     if step == stop or checkpointer.should_save(step):
       checkpointer.save(step, state, iterator.get_state())
     if step % log_every and step != stop:
@@ -170,15 +192,6 @@ def _steps_for_epochs(config, loader, host_batch_size):
     raise ValueError(f"{config.num_epochs} epochs of {records} records per host make no "
                      f"batch of {host_batch_size}")
   return steps
-
-
-def _make_mesh(mesh_config):
-  devices = jax.devices()
-  if mesh_config.num_devices is not None:
-    if jax.process_count() > 1:
-      raise ValueError("mesh.num_devices is for one process; a multi-host run uses every device")
-    devices = devices[:mesh_config.num_devices]
-  return sharding.make_mesh(mesh_config.data, mesh_config.fsdp, mesh_config.tensor, devices)
 
 
 def _data_counters(iterator):

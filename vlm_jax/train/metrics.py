@@ -41,9 +41,9 @@ class StepCost:
 
   def __init__(self, config, model_config, mesh):
     self.model_config = model_config
+    self.mode = config.multi_budget.mode
     self.batch_size = config.batch_size
-    self.visual_tokens = int(np.prod(compressors.grid_shape(
-        model_config.compressor, vision_lib.grid_size(model_config.vision))))
+    self.visual_tokens = _visual_tokens(model_config, self.mode)
     self.train_llm = config.optim.learning_rates.llm > 0
     per_device = peak_flops_per_device(mesh.devices.flat[0].device_kind,
                                        config.peak_flops_per_device)
@@ -54,8 +54,9 @@ class StepCost:
     b, v = self.batch_size, self.visual_tokens
     text = np.array([m["text_tokens"] for m in logged]) - b  # the placeholders are not text
     question = np.array([m["question_tokens"] for m in logged])
-    per_example = flops.train_flops_per_example(
-        self.model_config, text / b, train_llm=self.train_llm, question_tokens=question / b)
+    per_example = flops.multi_budget_train_flops_per_example(
+        self.model_config, text / b, self.mode, train_llm=self.train_llm,
+        question_tokens=question / b)
     return throughput(seconds, len(logged), float(np.sum(text) + len(logged) * b * v),
                       float(np.sum(b * per_example)), self.peak)
 
@@ -98,3 +99,13 @@ class MetricWriter:
 
 def is_logging_process():
   return jax.process_index() == 0
+
+
+def _visual_tokens(model_config, mode):
+  """Visual tokens the LLM reads per example and step: its budget's, or with `budgets`
+  their sum (mode `all`) or mean (mode `sample`)."""
+  budgets = model_config.compressor.get("budgets")
+  if budgets:
+    return sum(budgets) / (1 if mode == "all" else len(budgets))
+  return int(np.prod(compressors.grid_shape(model_config.compressor,
+                                            vision_lib.grid_size(model_config.vision))))

@@ -3,8 +3,8 @@
 `init_from`: a training workdir (its latest checkpoint, e.g. stage 1 for stage
 2) or a converted `vlm` checkpoint; `init_llm_from` / `init_vision_from`: a
 converted `llm` / `vision` checkpoint (`vlm-jax convert`). A checkpoint's own
-architecture wins over the config's preset; the config keeps its compute dtype
-and remat policy.
+architecture wins over the config's preset; the config keeps its compute dtype,
+remat policy and attention implementation.
 """
 import json
 import logging
@@ -14,9 +14,10 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
-from jax.sharding import SingleDeviceSharding
+from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
 
-from vlm_jax import checkpoints, models
+from vlm_jax import checkpoints, errors, models
+from vlm_jax.train import multi_budget
 from vlm_jax.train import state as state_lib
 from vlm_jax.train.checkpointing import Checkpointer
 
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 
 RUN_CONFIG = "config.json"  # the training config, in a training workdir
 RUN_CHECKPOINTS = "checkpoints"
-KEPT_FROM_CONFIG = ("dtype", "remat")  # compute choices, not architecture
+KEPT_FROM_CONFIG = ("dtype", "remat", "attention")  # compute choices, not architecture
 PROCESSOR = "processor"  # how the model is fed (vlm_jax.data.processor), not architecture
+MULTI_BUDGET_FIELDS = ("compressor.budget", "compressor.budgets", "compressor.grid")
 
 
 def absolute(path):
@@ -41,16 +43,30 @@ def model_config(config):
   """config.model with the architecture of the checkpoints config.init_* name."""
   model = ml_collections.ConfigDict(config.model.to_dict())
   if config.init_from:
-    if is_training_run(config.init_from):
-      source = read_run_config(config.init_from).model
-    else:
-      source = _converted_config(config.init_from, "vlm")
-    model = _adopt(model, _architecture(source), config.init_from,
-                   must_match=("compressor.", "projector."))
+    source = _init_from_model(config)
+    _check_budgets(source, model, config.init_from)
+    # A multi-budget model continues a single-budget one: its own budgets win.
+    kept = MULTI_BUDGET_FIELDS if multi_budget.budgets(model) else ()
+    model = _adopt(model, source, config.init_from, must_match=("compressor.", "projector."),
+                   kept=kept)
   for group, path in (("llm", config.init_llm_from), ("vision", config.init_vision_from)):
     if path:
       model[group] = _adopt(model[group], _converted_config(path, group)[group], path)
   return model
+
+
+def _init_from_model(config):
+  """The architecture of the checkpoint config.init_from names."""
+  if is_training_run(config.init_from):
+    return _architecture(read_run_config(config.init_from).model)
+  return _architecture(_converted_config(config.init_from, "vlm"))
+
+
+def _check_budgets(source, model, path):
+  theirs, ours = multi_budget.budgets(source), multi_budget.budgets(model)
+  if theirs and theirs != ours:
+    raise errors.BadValueError(f"{path} holds a multi-budget model of budgets {theirs}; "
+                               f"continue it with those budgets, not {ours or 'a single one'}")
 
 
 def checkpoint_processor(config):
@@ -67,14 +83,37 @@ def checkpoint_processor(config):
 def load(config, params, param_shardings):
   """`params` with the groups config.init_* name replaced, placed by `param_shardings`."""
   if config.init_from:
-    if is_training_run(config.init_from):
-      params = _restore_run_params(config.init_from, _placed(params, param_shardings))
-    else:
-      params = _load_converted(config.init_from, params, param_shardings)
+    params = _load_init_from(config, params, param_shardings)
   for group, path in (("llm", config.init_llm_from), ("vision", config.init_vision_from)):
     if path:
       params = {**params, group: _load_converted(path, params[group], param_shardings[group])}
   return params
+
+
+def _load_init_from(config, params, param_shardings):
+  """`params` replaced by those of config.init_from, widened when a multi-budget model
+  continues a single-budget checkpoint (multi_budget.widen_params)."""
+  model = model_config(config)
+  source = _init_from_model(config)
+  widen = bool(multi_budget.budgets(model)) and not multi_budget.budgets(source)
+  expected, shardings = params, param_shardings
+  if widen:
+    at_source = ml_collections.ConfigDict(model.to_dict())
+    for key in MULTI_BUDGET_FIELDS:
+      _set(at_source, key, _get(source, key))
+    expected = state_lib.unbox_shapes(models.abstract_params(at_source))
+    replicated = lambda s: NamedSharding(s.mesh, PartitionSpec())
+    shardings = jax.tree.map(lambda x, y, s: s if x.shape == y.shape else replicated(s),
+                             expected, params, param_shardings)
+  if is_training_run(config.init_from):
+    loaded = _restore_run_params(config.init_from, _placed(expected, shardings))
+  else:
+    loaded = _load_converted(config.init_from, expected, shardings)
+  if not widen:
+    return loaded
+  log.info("%s: a single-budget checkpoint, continued at budgets %s", config.init_from,
+           multi_budget.budgets(model))
+  return jax.device_put(multi_budget.widen_params(loaded, params, model), param_shardings)
 
 
 def load_run(workdir, step=None, param_shardings=None):
@@ -129,8 +168,8 @@ def _converted_config(path, kind):
   return config
 
 
-def _adopt(ours, theirs, path, must_match=()):
-  """`theirs` with our KEPT_FROM_CONFIG fields (at any depth).
+def _adopt(ours, theirs, path, must_match=(), kept=()):
+  """`theirs` with our KEPT_FROM_CONFIG fields (at any depth) and our `kept` (dotted keys).
 
   Differences are logged, or raise for keys starting with a `must_match` prefix.
   """
@@ -138,6 +177,8 @@ def _adopt(ours, theirs, path, must_match=()):
   for key, value in _flatten(ours).items():
     if key.split(".")[-1] in KEPT_FROM_CONFIG:
       _set(adopted, key, value)
+  for key in kept:
+    _set(adopted, key, _get(ours, key))
   ours_flat, theirs_flat = _flatten(ours), _flatten(adopted)
   differing = _differing(ours_flat, theirs_flat)
   mismatched = [k for k in differing if k.startswith(must_match)]
@@ -163,6 +204,12 @@ def _flatten(config, prefix=""):
     else:
       out[prefix + key] = list(value) if isinstance(value, tuple) else value
   return out
+
+
+def _get(config, dotted):
+  for name in dotted.split("."):
+    config = config.get(name)
+  return config
 
 
 def _set(config, dotted, value):

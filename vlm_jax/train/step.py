@@ -16,7 +16,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from vlm_jax import models, sharding
-from vlm_jax.train import loss, optimizer
+from vlm_jax.train import loss, multi_budget, optimizer
 from vlm_jax.train import state as state_lib
 from vlm_jax.train.state import TrainState
 
@@ -36,11 +36,14 @@ def split_microbatches(batch, n):
 
 
 def make_train_step(model, tx, schedules, *, microbatches, image_token_id,
-                    param_shardings=None):
+                    param_shardings=None, loss_chunk_positions=None):
   """-> step(state, batch) -> (state, metrics); trains the groups in `schedules`.
 
+  model: a VLM, or a tuple of VLMs of one params tree at several budgets, whose
+    answer-token losses the step averages (multi-budget mode `all`).
   batch: the BATCH_NDIMS arrays with a leading (global) batch axis.
   param_shardings: where gradients live (as the params), when on a mesh.
+  loss_chunk_positions: loss.vlm_loss's chunk_positions, over a (micro)batch's rows.
   """
   trained = tuple(schedules)
 
@@ -51,7 +54,9 @@ def make_train_step(model, tx, schedules, *, microbatches, image_token_id,
 
   def gradients(trained_params, frozen_params, batch, rng):
     def loss_sum(params):
-      return loss.vlm_loss(model, {**frozen_params, **params}, batch, image_token_id, rng)
+      loss_fn = loss.mean_budget_loss if isinstance(model, tuple) else loss.vlm_loss
+      return loss_fn(model, {**frozen_params, **params}, batch, image_token_id, rng,
+                     loss_chunk_positions)
     (total, count), grads = jax.value_and_grad(loss_sum, has_aux=True)(trained_params)
     return constrain(grads), total, count
 
@@ -108,9 +113,27 @@ def setup(model_config, optim_config, total_steps, mesh):
   return Setup(boxed, tx, schedules, state_lib.shardings(boxed, tx, mesh))
 
 
-def jitted_step(model_config, train_setup, mesh, *, microbatches, compiler_options=None):
-  """The jitted `make_train_step` of `train_setup` on `mesh`: step(state, batch)."""
-  step = make_train_step(models.build(model_config), train_setup.tx, train_setup.schedules,
-                         microbatches=microbatches, image_token_id=model_config.image_token_id,
-                         param_shardings=train_setup.shardings.params)
+def step_model(model_config, multi_budget_mode="all"):
+  """What `make_train_step` trains for `model_config`: its VLM, or in multi-budget mode
+  `all` the tuple of its VLMs at every budget. In mode `sample` the caller picks the
+  budget: model_config at it (multi_budget.at_budget)."""
+  served = multi_budget.budgets(model_config)
+  if served and multi_budget_mode == "all":
+    return tuple(models.build(multi_budget.at_budget(model_config, b)) for b in served)
+  return models.build(model_config)
+
+
+def jitted_step(model_config, train_setup, mesh, *, microbatches, loss_chunk_size=None,
+                compiler_options=None, multi_budget_mode="all"):
+  """The jitted `make_train_step` of `train_setup` on `mesh`: step(state, batch).
+
+  loss_chunk_size: positions per device whose logits the loss holds at once (the
+  config's); 0 or None: the whole (micro)batch's. multi_budget_mode: see `step_model`.
+  """
+  chunk_positions = loss_chunk_size and loss_chunk_size * sharding.batch_shards(mesh)
+  step = make_train_step(step_model(model_config, multi_budget_mode), train_setup.tx,
+                         train_setup.schedules, microbatches=microbatches,
+                         image_token_id=model_config.image_token_id,
+                         param_shardings=train_setup.shardings.params,
+                         loss_chunk_positions=chunk_positions)
   return jit_train_step(step, train_setup.shardings, mesh, compiler_options)

@@ -1,0 +1,96 @@
+"""The params of a model folder or a training run, restored one leaf at a time.
+
+`open_params(spec)` takes what evaluation takes (vlm_jax.evaluate.harness.load_model): a
+model folder (vlm_jax.checkpoints), a training workdir (its latest checkpoint) or
+`DIR@STEP`; it yields the model config and a `Leaves` that restores only the params
+asked for (orbax partial restore), so an export never holds the whole tree.
+"""
+import contextlib
+import os
+
+import flax
+import flax.linen as nn
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from vlm_jax import checkpoints, errors, models
+from vlm_jax.train import pretrained
+
+
+class Leaves:
+  """Param path (tuple of keys) -> float32 np.ndarray, restored on request.
+
+  Holds the leaves of the latest request only: asking for the next tensor's params
+  releases the previous ones first.
+  """
+
+  def __init__(self, restore, shapes, source):
+    self._restore = restore  # (item, restore_args) -> the partial tree
+    self.shapes = shapes  # {path: shape} of every param
+    self._source = source
+    self._held = {}
+
+  def get(self, paths):
+    self._held = {p: v for p, v in self._held.items() if p in paths}
+    for path in paths:
+      if path not in self._held:
+        self._held[path] = self._restore_leaf(path)
+    return [self._held[p] for p in paths]
+
+  def _restore_leaf(self, path):
+    nest = lambda leaf: flax.traverse_util.unflatten_dict({path: leaf})
+    tree = self._restore(nest(0), nest(ocp.RestoreArgs(restore_type=np.ndarray,
+                                                       dtype=np.float32)))
+    leaf = flax.traverse_util.flatten_dict(tree)[path]
+    if leaf.shape != self.shapes[path]:
+      raise errors.BadValueError(
+          f"{self._source}: param {'/'.join(path)} has shape {leaf.shape}, its config says "
+          f"{self.shapes[path]}")
+    return leaf
+
+
+@contextlib.contextmanager
+def open_params(spec):
+  """-> (model config, Leaves) of `spec`: a model folder, a training workdir or DIR@STEP."""
+  path, at, step = spec.rpartition("@") if "@" in spec else (spec, "", "")
+  if pretrained.is_training_run(path):
+    if at and not step.isdigit():
+      raise errors.BadValueError(f"{spec}: the step after @ must be a number, got {step!r}")
+    with _run_restore(path, int(step) if at else None) as restore:
+      yield _opened(pretrained.read_run_config(path).model, restore, spec)
+    return
+  if at:
+    raise errors.BadValueError(f"{spec}: @STEP names a step of a training workdir, and {path} "
+                               "is not one")
+  config = checkpoints.load_config(path)
+  params = os.path.join(os.path.abspath(path), "params")
+  checkpointer = ocp.PyTreeCheckpointer()
+  yield _opened(config, lambda item, args: checkpointer.restore(
+      params, args=ocp.args.PyTreeRestore(item, args, partial_restore=True)), spec)
+
+
+def _opened(config, restore, spec):
+  shapes = jax.tree.map(lambda x: x.shape, nn.unbox(models.abstract_params(config)))
+  return config, Leaves(restore, flax.traverse_util.flatten_dict(shapes), spec)
+
+
+@contextlib.contextmanager
+def _run_restore(workdir, step):
+  """A restore function over the params of the run's checkpoint at `step` (None: latest)."""
+  manager = ocp.CheckpointManager(
+      pretrained.absolute(workdir) / pretrained.RUN_CHECKPOINTS,
+      options=ocp.CheckpointManagerOptions(read_only=True),
+      item_handlers={"params": ocp.PyTreeCheckpointHandler()})
+  try:
+    steps = manager.all_steps()
+    if not steps:
+      raise FileNotFoundError(f"{workdir} holds no checkpoint")
+    step = max(steps) if step is None else step
+    if step not in steps:
+      raise errors.BadValueError(f"{workdir} has no checkpoint at step {step}; it has "
+                                 f"{', '.join(map(str, sorted(steps)))}")
+    yield lambda item, args: manager.restore(step, args=ocp.args.Composite(
+        params=ocp.args.PyTreeRestore(item, args, partial_restore=True))).params
+  finally:
+    manager.close()
