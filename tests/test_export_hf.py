@@ -6,6 +6,7 @@ transformers (logits within 1e-4, the same greedy tokens) and, for LLaVA-QueCC, 
 PyTorch QueCC of the paper's definition (within 1e-5).
 """
 import json
+import math
 import os
 import subprocess
 import sys
@@ -25,18 +26,21 @@ import hf_models
 import user_folders
 from torch_quecc import TorchQueCC
 from vlm_jax import checkpoints, cli, compressors, errors, export, models
+from vlm_jax.compressors import kernel_resize
 from vlm_jax.convert import from_hf, hf_config
 from vlm_jax.data import processor as processor_lib
 from vlm_jax.data.images import preprocess_image
 from vlm_jax.generate import Generator
 from vlm_jax.models import llm as llm_lib
 from vlm_jax.models import vision as vision_lib
+from vlm_jax.train import multi_budget
 from vlm_jax.train.checkpointing import Checkpointer
 from vlm_jax.train.state import TrainState
 
 TOL = 1e-4
 NEW = 8  # generated tokens
 KV_LAYERS = (2, 3)
+KERNEL = ("compressor", "q_downsample", "kernel")
 LLAMA3_ROPE = dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
                    original_max_position_embeddings=16)
 
@@ -331,6 +335,12 @@ def test_quecc_config_as_the_papers_code_reads_it(quecc):
 def test_quecc_tensors_load_into_the_papers_quecc(quecc):
   """mm_projector.0 into a PyTorch QueCC built as the paper's code builds it from the config."""
   config, params, exported = quecc
+  assert_papers_quecc_reproduces(config.compressor, params["compressor"], exported)
+
+
+def assert_papers_quecc_reproduces(compressor_config, compressor_params, exported):
+  """The export's mm_projector.0, in a PyTorch QueCC built as the paper's code builds it
+  from the export's config, gives our compressor's output within 1e-5."""
   with open(os.path.join(exported, "config.json")) as f:
     hf = json.load(f)
   prefix = "model.mm_projector.0."
@@ -345,13 +355,55 @@ def test_quecc_tensors_load_into_the_papers_quecc(quecc):
   x = rng.normal(size=(2, g, g, d)).astype(np.float32)
   multi = rng.normal(size=(2, g, g, d * len(KV_LAYERS))).astype(np.float32)
   text = rng.normal(size=(2, 64)).astype(np.float32)
-  ours = compressors.build(config.compressor).apply({"params": params["compressor"]}, x, multi,
-                                                    text)
+  ours = compressors.build(compressor_config).apply({"params": compressor_params}, x, multi, text)
   with torch.no_grad():
     theirs = torch_quecc(torch.tensor(x.reshape(2, g * g, d)),
                          torch.tensor(multi.reshape(2, g * g, -1)), torch.tensor(text)).numpy()
-  assert theirs.shape == (2, 4, d)
+  assert theirs.shape == (2, compressor_config.budget, d)
   np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-5, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def multi_quecc(tmp_path_factory):
+  """A multi-budget LLaVA-QueCC (budgets 1, 4, 16 on the 6 x 6 grid: base kernel 6), saved."""
+  root = tmp_path_factory.mktemp("multi_quecc")
+  tokenizer = user_folders.byte_level_tokenizer()
+  config = vlm_config("quecc", user_folders.padded_vocab(tokenizer), budget=4,
+                      budgets=(1, 4, 16))
+  params = random_params(config, seed=5)
+  assert params["compressor"]["q_downsample"]["kernel"].shape == (6, 6, 32)
+  ckpt = save_model(root / "ckpt", config, params, tokenizer, template="chatml",
+                    image_token="<image>", image_preprocess="clip", aspect="pad")
+  return config, params, ckpt, root
+
+
+@pytest.mark.parametrize("budget", [1, 4])
+def test_multi_budget_quecc_exports_the_single_budget_model(multi_quecc, budget):
+  """At --budget V: the paper's QueCC gives ours at V; read back, the single-budget model at
+  V, its kernel the base one resized to V's region side."""
+  config, params, ckpt, root = multi_quecc
+  exported = str(root / f"hf{budget}")
+  export.to_hf(ckpt, exported, budget=budget)
+  at_v = multi_budget.at_budget(config, budget)
+  assert_papers_quecc_reproduces(at_v.compressor, params["compressor"], exported)
+  got_config, got = from_hf(exported, kv_layers=KV_LAYERS)
+  at_v.compressor.budgets = ()
+  assert architecture(got_config) == architecture(at_v)
+  side = 6 // math.isqrt(budget)
+  want = flat(params)
+  want[KERNEL] = np.asarray(kernel_resize.resize_kernel(want[KERNEL], (side, side)))
+  assert_same_params(got, flax.traverse_util.unflatten_dict(want))
+
+
+def test_multi_budget_quecc_exports_one_of_its_budgets(multi_quecc, tmp_path):
+  _, _, ckpt, _ = multi_quecc
+  for budget in (None, "all", 9):
+    with pytest.raises(errors.BadValueError, match=(
+        "serves budgets 1, 4, 16, and the paper's code holds one kernel per model: export "
+        "one with --budget V")):
+      export.to_hf(ckpt, str(tmp_path / f"hf{budget}"), budget=budget)
+  with pytest.raises(errors.BadValueError, match="adaptive regions.*strided conv"):
+    export.to_hf(ckpt, str(tmp_path / "hf16"), budget=16)  # 6 x 6 -> 4 x 4
 
 
 # --- files: shards, dtype, training runs ---------------------------------------------

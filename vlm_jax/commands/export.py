@@ -37,8 +37,11 @@ def add_arguments(parser):
   parser.add_argument("--max-shard-size", type=byte_size, default="5GB",
                       help="shard the weights above this size (default 5GB)")
   parser.add_argument("--budget", type=budget,
-                      help="QueCC: the budget whose kernel to export (default the "
-                      "checkpoint's; 'all' awaits multi-budget checkpoints)")
+                      help="QueCC: the budget to export. A single-budget checkpoint "
+                      "exports its own (the default); a multi-budget one needs one of its "
+                      "budgets, its kernel resized to that budget. 'all' is refused: the "
+                      "paper's QueCC holds one kernel, so export each budget into its own "
+                      "folder")
   parser.add_argument("--vision-tower-name",
                       help="QueCC: what the config's mm_vision_tower names, e.g. the Hub id the "
                       "exported vision_tower/ will have (default its absolute path)")

@@ -20,9 +20,11 @@ def to_hf(spec, dst, dtype="float32", max_shard_bytes=MAX_SHARD_BYTES, budget=No
           vision_tower=None):
   """Exports `spec` into the new (or empty) folder `dst`. -> {part folder: files written}.
 
-  budget: QueCC only, the budget whose kernel to export (default the checkpoint's one;
-  "all" is reserved for multi-budget checkpoints). vision_tower: QueCC only, what the
-  config's `mm_vision_tower` names (default the exported tower folder, absolute).
+  budget: QueCC only, the budget to export: a single-budget checkpoint's own (the
+  default), one of a multi-budget checkpoint's budgets (required; "all" is refused, as
+  the paper's layout holds one kernel: vlm_jax.export.paper_quecc.at_budget).
+  vision_tower: QueCC only, what the config's `mm_vision_tower` names (default the
+  exported tower folder, absolute).
   """
   if dtype not in safetensors_writer.DTYPES:
     raise errors.BadValueError(f"dtype {dtype!r} is not supported; supported: "
@@ -31,7 +33,7 @@ def to_hf(spec, dst, dtype="float32", max_shard_bytes=MAX_SHARD_BYTES, budget=No
     raise errors.BadValueError(f"{dst} exists and is not an empty folder: export into a new one")
   written = {}
   with source.open_params(spec) as (config, leaves):
-    parts = _parts(config, dst, budget, vision_tower)
+    parts = _parts(config, leaves, dst, budget, vision_tower)
     covered = set().union(*(part.rules for part in parts))
     missing = sorted(set(leaves.shapes) - covered)
     if missing:
@@ -52,8 +54,9 @@ def to_hf(spec, dst, dtype="float32", max_shard_bytes=MAX_SHARD_BYTES, budget=No
   return written
 
 
-def _parts(config, dst, budget, vision_tower):
-  """The layout's parts for a model config; an error where no Hugging Face class fits."""
+def _parts(config, leaves, dst, budget, vision_tower):
+  """The layout's parts for a model config; an error where no Hugging Face class fits.
+  A QueCC's `leaves` then serve its kernel at `budget`."""
   compressor = config.compressor.name if config.kind == "vlm" else None
   if compressor != "quecc" and (budget is not None or vision_tower is not None):
     raise errors.BadValueError("budget and vision_tower choose what a QueCC export writes; "
@@ -66,7 +69,8 @@ def _parts(config, dst, budget, vision_tower):
   if compressor == "identity":
     return [layouts.llava(config)]
   if compressor == "quecc":
-    return paper_quecc.parts(config, vision_tower or paper_quecc.default_tower_path(dst), budget)
+    return paper_quecc.parts(paper_quecc.at_budget(config, leaves, budget),
+                             vision_tower or paper_quecc.default_tower_path(dst))
   raise errors.BadValueError(
       f"compressor {compressor!r} has no Hugging Face implementation: --format hf takes "
       "identity (LlavaForConditionalGeneration) and quecc (the paper's LlavaQwenForCausalLM / "

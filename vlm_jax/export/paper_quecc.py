@@ -9,17 +9,22 @@ paper's CLIPVisionTower loads both from there.
 
 Its code fixes what our QueCC leaves open: a CLIP tower, a strided conv (kernel =
 stride, so the grid must divide into the budget's), 8 heads, and keys/values from
-CLIP-L's hidden states (12, 16, 22, 23), 4 x 1024 = 4096 wide.
+CLIP-L's hidden states (12, 16, 22, 23), 4 x 1024 = 4096 wide. Its one kernel serves one
+budget: a multi-budget checkpoint exports one of its budgets at a time (`at_budget`).
 """
 import logging
 import math
 import os
 
+import numpy as np
+
 from vlm_jax import errors
+from vlm_jax.compressors import kernel_resize
 from vlm_jax.convert import rules
 from vlm_jax.convert.mapping import prefixed
 from vlm_jax.export import layouts
 from vlm_jax.models import vision as vision_lib
+from vlm_jax.train import multi_budget
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +35,42 @@ NUM_HEADS = 8
 KV_LAYERS = (12, 16, 22, 23)
 KV_WIDTH = 4096
 QUECC = "model.mm_projector.0."
+KERNEL = ("compressor", "q_downsample", "kernel")  # a multi-budget QueCC's base kernel
 
 
-def kernel_size(config, budget=None):
-  """The side k of the QueCC kernel the export writes, at `budget` (None: the checkpoint's).
+def at_budget(config, leaves, budget=None):
+  """The single-budget config that the export at `budget` writes; `leaves` then serve its params.
 
-  `budget="all"` will export every kernel of a multi-budget checkpoint; none exist yet.
+  A single-budget checkpoint exports its own budget (None or that budget). A multi-budget
+  one exports the budget V among its budgets that `budget` names (there is no default:
+  the export drops the others), its base kernel resized to V's region side as the leaf is
+  restored (kernel_resize.resize_kernel). "all" is refused: the paper's code holds one
+  kernel per model, so each budget is its own export (`--budget V` into its own folder).
   """
-  compressor, g = config.compressor, vision_lib.grid_size(config.vision)
-  if budget not in (None, compressor.budget):
+  own, served = config.compressor.budget, multi_budget.budgets(config)
+  if not served:
+    if budget not in (None, own):
+      raise errors.BadValueError(
+          f"budget {budget!r}: this QueCC checkpoint holds one kernel, for budget {own}; "
+          "exporting other budgets needs a multi-budget checkpoint (compressor.budgets)")
+    return config
+  if budget not in served:
     raise errors.BadValueError(
-        f"budget {budget!r}: this QueCC checkpoint holds one kernel, for budget "
-        f"{compressor.budget}; exporting other or all budgets needs a multi-budget "
-        "checkpoint, which vlm-jax does not train yet")
+        f"budget {budget!r}: this multi-budget QueCC checkpoint serves budgets "
+        f"{', '.join(map(str, served))}, and the paper's code holds one kernel per model: "
+        "export one with --budget V, each budget into its own folder")
+  single = multi_budget.at_budget(config, budget)
+  single.compressor.budgets = ()
+  side = kernel_size(single)
+  base_shape = leaves.shapes[KERNEL]
+  leaves.transform(KERNEL, lambda kernel: np.asarray(kernel_resize.resize_kernel(
+      kernel, (side, side))), (side, side, base_shape[-1]))
+  return single
+
+
+def kernel_size(config):
+  """The side k of the QueCC kernel of single-budget `config` (kernel = stride)."""
+  compressor, g = config.compressor, vision_lib.grid_size(config.vision)
   side = math.isqrt(compressor.budget or 0)
   if compressor.grid is not None or side * side != compressor.budget or g % side:
     raise errors.BadValueError(
@@ -52,11 +80,11 @@ def kernel_size(config, budget=None):
   return g // side
 
 
-def parts(config, tower_path, budget=None):
-  """[the paper's checkpoint, its vision tower] for `config`; `tower_path`: what
-  `mm_vision_tower` names (the tower folder itself, or the Hub id it will have)."""
+def parts(config, tower_path):
+  """[the paper's checkpoint, its vision tower] for single-budget `config` (`at_budget`);
+  `tower_path`: what `mm_vision_tower` names (the tower folder itself, or its Hub id)."""
   _check(config)
-  kernel = kernel_size(config, budget)
+  kernel = kernel_size(config)
   architecture, model_type = ARCHITECTURES[config.llm.family]
   g = vision_lib.grid_size(config.vision)
   processor = config.get("processor") or {}

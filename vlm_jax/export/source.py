@@ -22,14 +22,22 @@ class Leaves:
   """Param path (tuple of keys) -> float32 np.ndarray, restored on request.
 
   Holds the leaves of the latest request only: asking for the next tensor's params
-  releases the previous ones first.
+  releases the previous ones first. `transform` serves a param as a function of the
+  stored one (a multi-budget kernel resized to one budget), applied as it is restored.
   """
 
   def __init__(self, restore, shapes, source):
     self._restore = restore  # (item, restore_args) -> the partial tree
-    self.shapes = shapes  # {path: shape} of every param
+    self.shapes = shapes  # {path: shape} of every param, as served
+    self._stored = dict(shapes)  # {path: shape} as the checkpoint holds them
+    self._transforms = {}
     self._source = source
     self._held = {}
+
+  def transform(self, path, fn, shape):
+    """Serves param `path` as fn(the stored leaf), which has `shape`."""
+    self._transforms[path] = fn
+    self.shapes[path] = shape
 
   def get(self, paths):
     self._held = {p: v for p, v in self._held.items() if p in paths}
@@ -43,11 +51,11 @@ class Leaves:
     tree = self._restore(nest(0), nest(ocp.RestoreArgs(restore_type=np.ndarray,
                                                        dtype=np.float32)))
     leaf = flax.traverse_util.flatten_dict(tree)[path]
-    if leaf.shape != self.shapes[path]:
+    if leaf.shape != self._stored[path]:
       raise errors.BadValueError(
           f"{self._source}: param {'/'.join(path)} has shape {leaf.shape}, its config says "
-          f"{self.shapes[path]}")
-    return leaf
+          f"{self._stored[path]}")
+    return self._transforms[path](leaf) if path in self._transforms else leaf
 
 
 @contextlib.contextmanager
