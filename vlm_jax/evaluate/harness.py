@@ -93,16 +93,11 @@ def load_model(spec, mesh, dtype="float32"):
   The params are restored straight onto their shardings on `mesh` (each device reads its
   own shards: no device ever holds them whole), then cast to `dtype` where they lie.
   """
-  path, at, step = spec.rpartition("@") if "@" in spec else (spec, "", "")
+  path, step = pretrained.parse_spec(spec)
   if pretrained.is_training_run(path):
-    if at and not step.isdigit():
-      raise errors.BadValueError(f"{spec}: the step after @ must be a number, got {step!r}")
     model_config = pretrained.read_run_config(path).model
-    model_config, params = pretrained.load_run(path, int(step) if at else None,
+    model_config, params = pretrained.load_run(path, step,
                                                sharded.param_shardings(model_config, mesh))
-  elif at:
-    raise errors.BadValueError(f"{spec}: @STEP names a step of a training workdir, and {path} "
-                               "is not one")
   else:
     model_config, params = checkpoints_lib.load(
         path, sharded.param_shardings(checkpoints_lib.load_config(path), mesh))

@@ -61,16 +61,11 @@ class Leaves:
 @contextlib.contextmanager
 def open_params(spec):
   """-> (model config, Leaves) of `spec`: a model folder, a training workdir or DIR@STEP."""
-  path, at, step = spec.rpartition("@") if "@" in spec else (spec, "", "")
+  path, step = pretrained.parse_spec(spec)
   if pretrained.is_training_run(path):
-    if at and not step.isdigit():
-      raise errors.BadValueError(f"{spec}: the step after @ must be a number, got {step!r}")
-    with _run_restore(path, int(step) if at else None) as restore:
+    with _run_restore(path, step) as restore:
       yield _opened(pretrained.read_run_config(path).model, restore, spec)
     return
-  if at:
-    raise errors.BadValueError(f"{spec}: @STEP names a step of a training workdir, and {path} "
-                               "is not one")
   config = checkpoints.load_config(path)
   params = os.path.join(os.path.abspath(path), "params")
   checkpointer = ocp.PyTreeCheckpointer()

@@ -35,6 +35,20 @@ def absolute(path):
   return epath.Path(path if "://" in str(path) else os.path.abspath(path))
 
 
+def parse_spec(spec):
+  """A model spec -> (path, step): a model folder (step None), a training workdir (its
+  latest step: None) or `DIR@STEP` of one; BadValueError for a bad or misplaced @STEP."""
+  path, at, step = spec.rpartition("@") if "@" in spec else (spec, "", "")
+  if not at:
+    return path, None
+  if not is_training_run(path):
+    raise errors.BadValueError(f"{spec}: @STEP names a step of a training workdir, and {path} "
+                               "is not one")
+  if not step.isdigit():
+    raise errors.BadValueError(f"{spec}: the step after @ must be a number, got {step!r}")
+  return path, int(step)
+
+
 def is_training_run(path):
   return (epath.Path(path) / RUN_CHECKPOINTS).exists()
 
