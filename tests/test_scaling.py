@@ -118,7 +118,7 @@ def test_text_in_tokens_prefers_fewest_visual_tokens():
                     tokens_include_text=True)
   assert scaling.optimal_visual_tokens(fit, 50) == 1.0
   point, = scaling.frontier(fit, 1e12, 50, llm_params_range=(0.01, 1e4))
-  assert point.visual_tokens == pytest.approx(1.0)
+  assert point.visual_tokens == pytest.approx(1.0, rel=1e-5)  # a bounded search of N, to ~1e-6
   assert point.error == pytest.approx(point.llm_params_b ** -0.1 * 51 ** -0.05 + 0.1)
 
 

@@ -20,8 +20,11 @@ Conventions (a multiply-add is 2 FLOPs):
   post-encoder LayerNorm, unused by the VLM, is not counted); QueCC's query pass is the
   LLM over the question alone, without the LM head; the LLM prefill covers Q text + V
   visual tokens with the LM head on the last token only, the logits generation needs
-  next. `paper` is the paper's C = 2·N·(Q + V) with N the LLM's total parameters
-  (embeddings and an untied LM head included).
+  next. That head gives the first of A answer tokens; `decode` counts the other A − 1,
+  each one more LLM token with the LM head attending causally to the cache and itself
+  (Q + V + the answer tokens before it): the causal forward over Q + V + A − 1 tokens
+  less the prefill's. `paper` is the paper's C = 2·N·(Q + V) with N the LLM's total
+  parameters (embeddings and an untied LM head included), without decoding.
 - Training (`train_flops_per_example`): a trained part costs 3 forwards (forward,
   activation gradients, weight gradients); a frozen part that gradients must cross
   (the LLM in stage 1) 2; a frozen part before every trained one (the vision tower,
@@ -92,6 +95,21 @@ def llm_flops(llm, tokens, head_tokens=1):
   attention = 2 * llm.num_layers * llm.num_heads * llm.head_dim * tokens * (tokens + 1)
   return dict(dense=2 * llm_nonembedding_params(llm) * tokens, attention=attention,
               head=2 * llm.hidden_size * llm.vocab_size * head_tokens)
+
+
+def decode_flops(llm, context_tokens, answer_tokens):
+  """Decoding `answer_tokens` A after a prefill of `context_tokens` P (elementwise on arrays).
+
+  The prefill's LM head gives the first answer token; each of the other A − 1 is one
+  LLM token with the LM head attending to the P + (answer tokens before it) cached
+  tokens and itself: llm_flops over P + A − 1 tokens less the prefill's, summed.
+  """
+  if not float(answer_tokens).is_integer():
+    raise ValueError(f"answer_tokens must be a whole number, got {answer_tokens!r}")
+  steps = max(answer_tokens - 1, 0)
+  full = llm_flops(llm, context_tokens + steps, head_tokens=steps)
+  prefill = llm_flops(llm, context_tokens, head_tokens=0)
+  return sum(full[part] - prefill[part] for part in full)
 
 
 # Vision tower
@@ -261,29 +279,39 @@ def _parts(config, text_tokens, shape, question_tokens, train_llm=None):
 
 
 def _check_tokens(**tokens):
+  """Refuses negative token counts; NaN passes through (no affordable V in scaling.frontier)."""
   for name, value in tokens.items():
-    if value is not None and not np.all(np.asarray(value) >= 0):
+    if value is not None and np.any(np.asarray(value) < 0):
       raise ValueError(f"{name} must be non-negative, got {value!r}")
 
 
-def inference_flops(config, text_tokens, visual_tokens=None, question_tokens=None):
+def inference_flops(config, text_tokens, visual_tokens=None, question_tokens=None,
+                    answer_tokens=0):
   """Inference FLOPs of one query to vlm `config` (a ConfigDict or a `vlm:...` preset spec).
 
   text_tokens Q: the prompt's text tokens beside the image; visual_tokens V: a square
   budget (default: the compressor's own); question_tokens: the question alone, for
-  QueCC's query pass (default Q). Returns a dict of FLOPs by part (`vision`,
-  `compressor`, `query`, `projector`, `llm`), their `total`, the paper's
-  `paper` = 2·N·(Q + V), `llm_params` N, and the `text_tokens`, `visual_tokens` used.
+  QueCC's query pass (default Q); answer_tokens A: the tokens generated in answer.
+  Returns a dict of FLOPs by part (`vision`, `compressor`, `query`, `projector`, `llm`,
+  `decode`), their `total`, the paper's `paper` = 2·N·(Q + V), `llm_params` N, and the
+  `text_tokens`, `visual_tokens`, `answer_tokens` used.
   """
   config = _model_config(config, ("vlm",))
-  _check_tokens(text_tokens=text_tokens, question_tokens=question_tokens)
-  shape = compressor_shape(config, visual_tokens)
+  _check_tokens(text_tokens=text_tokens, question_tokens=question_tokens,
+                answer_tokens=answer_tokens)
   q = question_tokens if question_tokens is not None else text_tokens
-  parts = _parts(config, text_tokens, shape, q)
-  n = llm_params(config)
+  return _inference(config, text_tokens, compressor_shape(config, visual_tokens), q,
+                    answer_tokens)
+
+
+def _inference(config, text_tokens, shape, question_tokens, answer_tokens):
+  """inference_flops' dict for a CompressorShape (elementwise on arrays of Q and V)."""
   v = shape.visual_tokens
+  parts = dict(_parts(config, text_tokens, shape, question_tokens),
+               decode=decode_flops(config.llm, text_tokens + v, answer_tokens))
+  n = llm_params(config)
   return dict(parts, total=sum(parts.values()), paper=2 * n * (text_tokens + v), llm_params=n,
-              text_tokens=text_tokens, visual_tokens=v)
+              text_tokens=text_tokens, visual_tokens=v, answer_tokens=answer_tokens)
 
 
 def train_flops_per_example(config, text_tokens, visual_tokens=None, train_llm=True,
@@ -329,7 +357,7 @@ def _train_parts(config, text_tokens, visual_tokens, train_llm, question_tokens)
 # Tables
 
 
-def table(configs_or_specs, text_tokens, visual_tokens=(None,)):
+def table(configs_or_specs, text_tokens, visual_tokens=(None,), answer_tokens=0):
   """inference_flops rows: each vlm config (ConfigDict or preset spec) × each V in visual_tokens.
 
   Each row adds `model`: the spec, or "<llm params>B + <vision> + <compressor>".
@@ -339,7 +367,8 @@ def table(configs_or_specs, text_tokens, visual_tokens=(None,)):
     resolved = _model_config(config, ("vlm",))
     name = config if isinstance(config, str) else _describe(resolved)
     for v in visual_tokens:
-      rows.append(dict(model=name, **inference_flops(resolved, text_tokens, v)))
+      rows.append(dict(model=name, **inference_flops(resolved, text_tokens, v,
+                                                     answer_tokens=answer_tokens)))
   return rows
 
 
@@ -349,19 +378,28 @@ def _describe(config):
 
 
 _COLUMNS = (("vision", "vision"), ("compressor", "compressor"), ("query", "query pass"),
-            ("projector", "projector"), ("llm", "LLM"), ("total", "total"),
-            ("paper", "paper 2N(Q+V)"))
+            ("projector", "projector"), ("llm", "LLM"), ("decode", "decode"),
+            ("total", "total"), ("paper", "paper 2N(Q+V)"))
 
 
 def format_table(rows):
-  """Markdown table of `table` rows, FLOPs in GFLOPs, under a one-line caption."""
-  header = ["model", "N (B)", "Q", "V"] + [title for _, title in _COLUMNS] + ["LLM % of total"]
+  """Markdown table of `table` rows, FLOPs in GFLOPs, under a one-line caption.
+
+  The A and decode columns appear where some row decodes answer tokens.
+  """
+  decoding = any(row["answer_tokens"] for row in rows)
+  shown = lambda key: decoding or key not in ("answer_tokens", "decode")
+  columns = [(key, title) for key, title in _COLUMNS if shown(key)]
+  counts = [(key, title) for key, title in (("text_tokens", "Q"), ("visual_tokens", "V"),
+                                           ("answer_tokens", "A")) if shown(key)]
+  header = (["model", "N (B)"] + [title for _, title in counts + columns]
+            + ["LLM % of total"])
   lines = ["GFLOPs per query (N: LLM parameters, billions).", "",
            "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in rows:
-    cells = [row["model"], f"{row['llm_params'] / 1e9:.2f}", f"{row['text_tokens']:g}",
-             f"{row['visual_tokens']:g}"]
-    cells += [f"{row[key] / 1e9:,.2f}" for key, _ in _COLUMNS]
+    cells = [row["model"], f"{row['llm_params'] / 1e9:.2f}"]
+    cells += [f"{row[key]:g}" for key, _ in counts]
+    cells += [f"{row[key] / 1e9:,.2f}" for key, _ in columns]
     cells.append(f"{100 * row['llm'] / row['total']:.1f}")
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
@@ -370,34 +408,60 @@ def format_table(rows):
 # A cost model for vlm_jax.scaling
 
 
-def make_cost_fn(vision="clip_vit_l_14_336", compressor="quecc", llm_presets=None):
-  """cost_fn(n_params_b, visual_tokens, text_tokens) -> inference `total` FLOPs, for scaling.
+def make_cost_fn(vision="clip_vit_l_14_336", compressor="quecc", llm_presets=None,
+                 answer_tokens=0):
+  """The cost_fn of `vision` and `compressor` (preset names) with each LLM preset, decoding
+  `answer_tokens` per query: an InferenceCost."""
+  return InferenceCost(f"vlm:vision={vision},compressor={compressor}", llm_presets,
+                       answer_tokens)
 
-  llm_presets maps each candidate N (billions, as the scaling law names them) to an
-  LLM preset name (default PAPER_LLM_PRESETS); every N passed must be one of its keys,
-  so use `frontier(..., llm_params_b=...)`, not a continuous `llm_params_range`. V may be
-  continuous: the region-local compressor terms take an even split (Σ region areas =
-  g²), exact when the target grid divides the encoder's. QueCC's question = the Q text
-  tokens. Elementwise on numpy arrays.
+
+class InferenceCost:
+  """cost(n_params_b, visual_tokens, text_tokens) -> inference `total` FLOPs, for scaling.
+
+  model: a `vlm:...` preset spec that names no LLM; llm_presets maps each candidate N
+  (billions, as the scaling law names them) to an LLM preset name (default
+  PAPER_LLM_PRESETS) to put in it. Every N passed must be one of its keys, so use
+  `frontier(..., llm_params_b=...)`, not a continuous `llm_params_range`. V may be any
+  number, continuous too, up to `max_visual_tokens` (g², all the tower gives): the
+  region-local compressor terms take an even split (Σ region areas = g²), exact when
+  the target grid divides the encoder's. QueCC's question = the Q text tokens; each
+  query decodes `answer_tokens`. Elementwise on numpy arrays.
   """
-  llm_presets = dict(PAPER_LLM_PRESETS if llm_presets is None else llm_presets)
-  by_size = {float(n): configs.preset(f"vlm:llm={name},vision={vision},compressor={compressor}")
-             for n, name in llm_presets.items()}
 
-  def cost_fn(n_params_b, visual_tokens, text_tokens):
+  PARTS = ("vision", "compressor", "query", "projector", "llm", "decode")  # sum: `total`
+
+  def __init__(self, model, llm_presets=None, answer_tokens=0):
+    preset_file, _, arg = model.partition(":")
+    if preset_file != "vlm" or "llm" in (item.partition("=")[0] for item in arg.split(",")):
+      raise ValueError(f"need a vlm preset spec without an LLM, e.g. "
+                       f"vlm:vision=clip_vit_l_14_336,compressor=quecc; got {model!r}")
+    _check_tokens(answer_tokens=answer_tokens)
+    llm_presets = PAPER_LLM_PRESETS if llm_presets is None else llm_presets
+    self.configs = {float(n): configs.preset(f"vlm:llm={name}" + (f",{arg}" if arg else ""))
+                    for n, name in llm_presets.items()}
+    self.answer_tokens = answer_tokens
+    tower = next(iter(self.configs.values())).vision
+    self.max_visual_tokens = vision_lib.grid_size(tower) ** 2
+
+  def __call__(self, n_params_b, visual_tokens, text_tokens):
+    return self.breakdown(n_params_b, visual_tokens, text_tokens)["total"]
+
+  def breakdown(self, n_params_b, visual_tokens, text_tokens):
+    """inference_flops' dict (the parts, `total`, `paper`, ...), each a float or an array
+    of the broadcast shape of the arguments."""
     n, v, q = np.broadcast_arrays(*(np.asarray(x, dtype=float)
                                     for x in (n_params_b, visual_tokens, text_tokens)))
     _check_tokens(visual_tokens=v, text_tokens=q)
-    total, known = np.zeros(n.shape), np.zeros(n.shape, bool)
-    for size, config in by_size.items():
+    out, known = {}, np.zeros(n.shape, bool)
+    for size, config in self.configs.items():
       at = np.isclose(n, size, rtol=1e-9, atol=0.0)
-      shape = _shape(config, v[at], vision_lib.grid_size(config.vision) ** 2)
-      total[at] = sum(_parts(config, q[at], shape, q[at]).values())
+      shape = _shape(config, v[at], coverage=self.max_visual_tokens)  # an even split
+      for key, value in _inference(config, q[at], shape, q[at], self.answer_tokens).items():
+        out.setdefault(key, np.zeros(n.shape))[at] = value
       known |= at
     unknown = np.unique(n[~known])
     if unknown.size:
       raise ValueError(f"no LLM preset for N = {unknown.tolist()} (billions); known: "
-                       f"{sorted(by_size)}")
-    return total[()] if total.ndim == 0 else total
-
-  return cost_fn
+                       f"{sorted(self.configs)}")
+    return {key: value[()] if value.ndim == 0 else value for key, value in out.items()}

@@ -13,6 +13,8 @@ def add_arguments(parser):
                       help="text tokens per query")
   parser.add_argument("--visual-tokens", type=comma_separated(int),
                       help="comma-separated square token budgets (default: each model's own)")
+  parser.add_argument("--answer-tokens", type=int, default=0, metavar="A",
+                      help="answer tokens decoded per query (default 0: the prefill alone)")
   parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
 
 
@@ -21,6 +23,6 @@ def run(args):
 
   budgets = tuple(args.visual_tokens or (None,))
   with errors.user_input():  # the model specs and token counts are checked as it goes
-    rows = flops.table(args.model, args.text_tokens, budgets)
+    rows = flops.table(args.model, args.text_tokens, budgets, args.answer_tokens)
   print(json.dumps(rows) if args.json else flops.format_table(rows))
   return 0
