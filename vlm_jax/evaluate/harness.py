@@ -2,14 +2,21 @@
 
 Each (checkpoint, budget, benchmark) becomes one row of results.json: accuracy and
 the scorer's sub-metrics, LLM params N, V, mean text tokens Q, inference FLOPs, what
-was scored, left unanswered, unparsed or skipped (by name), and questions and generated
-tokens per second. Rows already in results.json are not run again.
+was scored, left unanswered, unparsed or skipped (by name), questions and generated
+tokens per second, and `images`: "own", or "shuffled" where the config's
+`shuffle_images` asked each question about another question's image (the control that
+tells whether a model uses the image; `shuffled_images`). With `answer_loss`, a row also
+holds the answer-token cross-entropy of the reference answers, `answer_ce` (nats per
+token) and `answer_ce_tokens` (vlm_jax.evaluate.answer_loss). Rows already in
+results.json are not run again (results.row_key: own and shuffled images are rows of
+their own); a row without answer_ce gets it added when answer_loss asks for it.
 
 It runs on the config's (data, fsdp, tensor) mesh: params restored onto their shardings,
 prompts batched over data x fsdp, generation by the programs `vlm-jax compile` compiles
 (vlm_jax.generate.sharded). On several processes each answers its share of the questions
 (vlm_jax.evaluate.shares), and process 0 alone writes answers and results.
 """
+import contextlib
 import copy
 import dataclasses
 import itertools
@@ -31,7 +38,7 @@ from vlm_jax.data import load_tokenizer, make_eval_examples
 from vlm_jax.data import config as data_config_lib
 from vlm_jax.data import processor as processor_lib
 from vlm_jax.data.templates import get_template
-from vlm_jax.evaluate import results, shares, writers
+from vlm_jax.evaluate import answer_loss, results, shares, writers
 from vlm_jax.evaluate.registry import BENCHMARKS
 from vlm_jax.generate import Generator, sharded
 from vlm_jax.train import apply_overrides, pretrained
@@ -43,6 +50,7 @@ SUBMISSIONS = {"vqav2": (writers.write_vqav2_submission, "questions_file", ".jso
                "vizwiz": (writers.write_vizwiz_submission, "questions_file", ".json"),
                "mmbench": (writers.write_mmbench_submission, "tsv_file", ".xlsx")}
 DTYPES = ("float32", "bfloat16")
+SHUFFLE_SEED = 0  # of the images' order under shuffle_images
 
 
 def default_config():
@@ -50,6 +58,8 @@ def default_config():
   return ml_collections.ConfigDict(dict(
       data=data_config_lib.default_config(),
       dtype="float32",  # params and compute: float32 | bfloat16, whatever a checkpoint trained in
+      answer_loss=False,  # rows add answer_ce, answer_ce_tokens (vlm_jax.evaluate.answer_loss)
+      shuffle_images=False,  # each question about another's image (rows: images="shuffled")
       # Over every device (-1: the devices left), or the first num_devices (one process only).
       mesh=dict(data=1, fsdp=-1, tensor=1, num_devices=placeholder(int))))
 
@@ -79,11 +89,26 @@ def with_budget(config, params, budget):
   return config
 
 
-def _records(data, benchmark):
-  """A benchmark's examples as one-question records for the data pipeline."""
+def shuffled_images(examples, seed=SHUFFLE_SEED):
+  """`examples` with each question asked about another question's image.
+
+  The distinct images, in a fixed-seed random order, form one cycle: every image's
+  questions are asked about the next image. So no question keeps its own image where
+  there are two or more; text-only questions (image None) stay so.
+  """
+  images = list(dict.fromkeys(e["image"] for e in examples if e["image"] is not None))
+  order = np.random.default_rng(seed).permutation(len(images))
+  successor = {images[a]: images[b] for a, b in zip(order, np.roll(order, -1))}
+  return [{**e, "image": successor.get(e["image"], e["image"])} for e in examples]
+
+
+def _records(data, benchmark, shuffle_images=False):
+  """A benchmark's examples as one-question records for the data pipeline; with
+  `shuffle_images`, each about another question's image (`shuffled_images`)."""
+  examples = shuffled_images(data.examples) if shuffle_images else data.examples
   return [{"id": e["question_id"], "image": e["image"], "source": benchmark,
            "conversations": [{"from": "human", "value": "<image>\n" + e["prompt"]}]}
-          for e in data.examples]
+          for e in examples]
 
 
 def load_model(spec, mesh, dtype="float32"):
@@ -167,18 +192,36 @@ def _idle_batch(data_config, pad_id):
           "question_id": [None] * rows, "valid": np.zeros(rows, bool)}
 
 
+def _share(records):
+  """This process's share of `records`: p, p + P, ... (as the eval pipeline shards them)."""
+  return records[jax.process_index()::jax.process_count()]
+
+
+@contextlib.contextmanager
+def _share_batches(records, data_config, pad_id):
+  """-> (this process's eval batches of its `_share` of `records`, then idle batches while
+  another process still has one; the pipeline's counters, complete once they are done)."""
+  iterator = None
+  if _share(records):
+    iterator = iter(make_eval_examples(data_config, shard_index=jax.process_index(),
+                                       shard_count=jax.process_count(), records=records))
+  try:
+    yield (shares.in_step(iterator or (), _idle_batch(data_config, pad_id)),
+           iterator.counters if iterator else {})
+  finally:
+    if iterator is not None:
+      iterator.close()
+
+
 def generate_answers(generator, params, records, data_config, tokenizer, desc):
-  """Answers to `records`, each process answering records p, p + P, ... -> Generated, the
-  same on every process."""
-  index, count = jax.process_index(), jax.process_count()
-  share_size = len(records[index::count])
-  iterator = iter(make_eval_examples(data_config, shard_index=index, shard_count=count,
-                                     records=records)) if share_size else None
+  """Answers to `records`, each process answering its `_share` -> Generated, the same on
+  every process."""
   stop = set(generator.settings.eos_ids)
   answers, text_tokens, generated = [], [], 0
   start = time.perf_counter()
-  with tqdm.tqdm(total=share_size, desc=desc, unit="q") as bar:
-    for batch in shares.in_step(iterator or (), _idle_batch(data_config, tokenizer.pad_id)):
+  with (_share_batches(records, data_config, tokenizer.pad_id) as (batches, counters),
+        tqdm.tqdm(total=len(_share(records)), desc=desc, unit="q") as bar):
+    for batch in batches:
       tokens = generator(params, batch["input_ids"], batch["attention_mask"],
                          pixels=batch["pixels"], question_ids=batch["question_ids"],
                          question_mask=batch["question_mask"], active=batch["valid"])
@@ -190,10 +233,7 @@ def generate_answers(generator, params, records, data_config, tokenizer, desc):
         text_tokens.append(int(batch["attention_mask"][row].sum()) - 1)  # less the placeholder
       bar.update(int(np.sum(batch["valid"])))
       bar.set_postfix_str(f"{generated / bar.format_dict['elapsed']:.0f} tokens/s")
-  skipped = {}
-  if iterator is not None:
-    skipped = {k: int(v) for k, v in iterator.counters.items() if k != "truncated" and v}
-    iterator.close()
+  skipped = {k: int(v) for k, v in counters.items() if k != "truncated" and v}
   return _merged(shares.gather(dict(answers=answers, text_tokens=text_tokens,
                                     generated=generated, skipped=skipped,
                                     seconds=time.perf_counter() - start)))
@@ -220,12 +260,12 @@ def _merged(parts):
       seconds=max(part["seconds"] for part in parts))
 
 
-def _row(checkpoint, name, config, metrics, generated, data, answers_file):
+def _row(checkpoint, name, config, metrics, generated, data, answers_file, images="own"):
   budget = config.compressor.budget
   cost = flops.inference_flops(config, text_tokens=generated.text_tokens, visual_tokens=budget)
   skipped = generated.skipped
   return {
-      "checkpoint": checkpoint, "benchmark": name,
+      "checkpoint": checkpoint, "benchmark": name, "images": images,
       "llm_params_b": cost["llm_params"] / 1e9, "visual_tokens": budget,
       "text_tokens": generated.text_tokens, "inference_gflops": cost["total"] / 1e9,
       "paper_gflops": cost["paper"] / 1e9, "accuracy": metrics["accuracy"],
@@ -270,18 +310,19 @@ def run(config, checkpoints, workdir, budgets=None, overrides=()):
 
   config: `benchmarks` (names), `benchmark_args` ({name: reader arguments, e.g. root}),
   `data` (batch_size, global, and bucket_lengths of the eval pipeline; tokenizer, template
-  and image preprocessing unset to take each checkpoint's own), `dtype` and `mesh` (see
-  default_config). checkpoints: load_model specs. overrides: `KEY=VALUE` items set on
-  config; the data keys among them win over the checkpoints' processors. On several
-  processes every one calls this alike: each answers its share, process 0 alone writes,
-  and all return the same rows.
+  and image preprocessing unset to take each checkpoint's own), `dtype`, `mesh`,
+  `answer_loss` and `shuffle_images` (see default_config). checkpoints: load_model specs.
+  overrides: `KEY=VALUE` items set on config; the data keys among them win over the
+  checkpoints' processors. On several processes every one calls this alike: each answers
+  its share, process 0 alone writes, and all return the same rows.
   """
   config = _with_defaults(config, overrides)
   mesh = _mesh(config.mesh, config.data.batch_size)
   explicit = processor_lib.explicit_data_keys(overrides)
   writes = jax.process_index() == 0
   rows = shares.from_process_0(results.load(workdir) if writes else None)  # what it wrote
-  done = {results.row_key(r) for r in rows}
+  written = {results.row_key(r): r for r in rows}
+  images = "shuffled" if config.shuffle_images else "own"
   benchmarks = {}
   for name in config.benchmarks:
     benchmark, args = BENCHMARKS.get(name), dict(config.benchmark_args.get(name, {}))
@@ -289,7 +330,10 @@ def run(config, checkpoints, workdir, budgets=None, overrides=()):
     if data.missing_images:
       log.warning("%s: %d images missing, their questions count as unanswered: %s", name,
                   len(data.missing_images), ", ".join(map(str, data.missing_images[:10])))
-    benchmarks[name] = (benchmark, args, data)
+    references = (answer_loss.reference_answers(data.annotations, name)
+                  if config.answer_loss else None)
+    benchmarks[name] = (benchmark, args, data, _records(data, name, config.shuffle_images),
+                        references)
   for checkpoint in map(str, checkpoints):
     model_config, params = load_model(checkpoint, mesh, config.dtype)
     data_config = _data_config(config, model_config, checkpoint, explicit)
@@ -298,31 +342,68 @@ def run(config, checkpoints, workdir, budgets=None, overrides=()):
     stop_ids = _stop_ids(tokenizer, get_template(data_config.template, tokenizer,
                                                  data_config.image_token), model_config)
     for budget in budgets or [model_config.compressor.budget]:
-      todo = [n for n in benchmarks if (checkpoint, budget, n) not in done]
+      todo = _todo(written, checkpoint, budget, benchmarks, images, config.answer_loss)
       if not todo:
         continue
       config_v = with_budget(model_config, params, budget)
-      for name in todo:
-        benchmark, args, data = benchmarks[name]
-        generator = Generator(config_v, max_new_tokens=benchmark.max_new_tokens,
-                              eos_id=stop_ids, pad_id=tokenizer.pad_id, mesh=mesh)
-        generated = generate_answers(
-            generator, params, _longest_first(_records(data, name), tokenizer), data_config,
-            tokenizer, desc=f"{_slug(checkpoint)} V={budget} {name}")
-        answers = generated.answers
-        stem = os.path.join(workdir, "answers", f"{_slug(checkpoint)}_v{budget}_{name}")
-        row = _row(checkpoint, name, config_v, _score(benchmark, answers, data), generated,
-                   data, stem + ".jsonl")
-        rows.append(row)
+      loss_fn = answer_loss.summed_loss(config_v, mesh) if config.answer_loss else None
+      for name, row in todo.items():
+        benchmark, args, data, records, references = benchmarks[name]
+        records = _longest_first(records, tokenizer)
+        if row is None:
+          generator = Generator(config_v, max_new_tokens=benchmark.max_new_tokens,
+                                eos_id=stop_ids, pad_id=tokenizer.pad_id, mesh=mesh)
+          generated = generate_answers(generator, params, records, data_config, tokenizer,
+                                       desc=f"{_slug(checkpoint)} V={budget} {name} "
+                                       f"({images} images)")
+          stem = os.path.join(workdir, "answers", f"{_slug(checkpoint)}_v{budget}_{name}"
+                              + ("_shuffled" if config.shuffle_images else ""))
+          row = _row(checkpoint, name, config_v, _score(benchmark, generated.answers, data),
+                     generated, data, stem + ".jsonl", images)
+          rows.append(row)
+          if writes:
+            _write_answers(stem, checkpoint, name, benchmark, args, data, generated.answers)
+          _print_row(row, generated.seconds)
+        if loss_fn is not None and "answer_ce" not in row:
+          row.update(_answer_loss(loss_fn, params, records, references, data_config,
+                                  tokenizer, mesh))
+          print(f"{name} V={budget} ({images} images): answer_ce {row['answer_ce']:.4f} nats "
+                f"per token over {row['answer_ce_tokens']} answer tokens")
         if writes:
-          _write_answers(stem, checkpoint, name, benchmark, args, data, answers)
           results.write(workdir, rows)
-        print(f"{name} V={budget}: accuracy {row['accuracy']:.4f} over {row['n_scored']} "
-              f"scored; {row['n_unanswered']} unanswered, {row['n_unparsed']} unparsed, "
-              f"{row['n_skipped']} skipped ({generated.seconds:.0f}s: "
-              f"{row['questions_per_s']:.1f} questions/s, "
-              f"{row['generated_tokens_per_s']:.0f} generated tokens/s)")
   return rows
+
+
+def _todo(written, checkpoint, budget, benchmarks, images, with_answer_loss):
+  """{benchmark: its row in results.json, or None} of those with work left at `budget`:
+  a row yet to write, or one lacking the answer_ce that `with_answer_loss` asks for."""
+  todo = {}
+  for name in benchmarks:
+    row = written.get(results.row_key({"checkpoint": checkpoint, "visual_tokens": budget,
+                                       "benchmark": name, "images": images}))
+    if row is None or (with_answer_loss and "answer_ce" not in row):
+      todo[name] = row
+  return todo
+
+
+def _print_row(row, seconds):
+  print(f"{row['benchmark']} V={row['visual_tokens']} ({row['images']} images): accuracy "
+        f"{row['accuracy']:.4f} over {row['n_scored']} scored; {row['n_unanswered']} "
+        f"unanswered, {row['n_unparsed']} unparsed, {row['n_skipped']} skipped ({seconds:.0f}s: "
+        f"{row['questions_per_s']:.1f} questions/s, "
+        f"{row['generated_tokens_per_s']:.0f} generated tokens/s)")
+
+
+def _answer_loss(loss_fn, params, records, references, data_config, tokenizer, mesh):
+  """A row's answer_loss fields: `records` answered by `references` ({question_id: text};
+  None for a split without annotations, where no token is scored)."""
+  if references is None:
+    return answer_loss.row_fields(0.0, 0)
+  answers = answer_loss.answer_ids(_share(records), references,
+                                   answer_loss.labels_builder(data_config, tokenizer))
+  with _share_batches(records, data_config, tokenizer.pad_id) as (batches, _):
+    return answer_loss.measure(loss_fn, params, batches, answers, tokenizer.pad_id,
+                               data_config.bucket_lengths, mesh)
 
 
 def _with_defaults(config, overrides):

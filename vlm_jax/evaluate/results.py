@@ -7,11 +7,16 @@ import os
 KEY = ("checkpoint", "visual_tokens", "benchmark")
 COLUMNS = ("checkpoint", "benchmark", "llm_params_b", "visual_tokens", "text_tokens",
            "inference_gflops", "paper_gflops", "accuracy", "accuracy_all", "n_scored",
-           "n_unanswered", "n_unparsed", "n_skipped", "questions_per_s", "generated_tokens_per_s")
+           "n_unanswered", "n_unparsed", "n_skipped", "questions_per_s", "generated_tokens_per_s",
+           "images", "answer_ce", "answer_ce_tokens")
 
 
 def row_key(row):
-  return tuple(row[k] for k in KEY)
+  """KEY's values; a row whose questions were asked about other questions' images adds its
+  `images` ("shuffled"), so that it never stands for the row on their own images (rows
+  written before `images` existed asked about their own)."""
+  key = tuple(row[k] for k in KEY)
+  return key if row.get("images", "own") == "own" else key + (row["images"],)
 
 
 def load(workdir):
@@ -44,20 +49,39 @@ def _atomic(path, write_fn):
 
 
 def markdown_table(rows):
-  """Accuracy (%) per benchmark (columns) for each checkpoint and budget (rows); where
-  questions went unanswered, the accuracy over all questions follows in parentheses."""
+  """Accuracy (%) per benchmark (columns) for each checkpoint, budget and kind of images
+  (rows, V in numeric order); where questions went unanswered, the accuracy over all
+  questions follows in parentheses. Checkpoints are named by their shortest distinct ends."""
   benchmarks = sorted({r["benchmark"] for r in rows})
-  configs = sorted({(r["checkpoint"], r["visual_tokens"]) for r in rows},
-                   key=lambda c: (c[0], c[1]))
-  by_key = {row_key(r): r for r in rows}
+  by_key = {_table_key(r): r for r in rows}
+  configs = sorted({key[:-1] for key in by_key})
+  names = _short_names({checkpoint for checkpoint, _, _ in configs})
   lines = ["| checkpoint | V | " + " | ".join(benchmarks) + " |",
            "|---|---:|" + "---:|" * len(benchmarks)]
-  for checkpoint, v in configs:
-    cells = [_cell(by_key.get((checkpoint, v, b))) for b in benchmarks]
-    lines.append(f"| {os.path.basename(checkpoint.rstrip('/'))} | {v} | " + " | ".join(cells) + " |")
+  for checkpoint, v, images in configs:
+    cells = [_cell(by_key.get((checkpoint, v, images, b))) for b in benchmarks]
+    name = names[checkpoint] + ("" if images == "own" else f" ({images} images)")
+    lines.append(f"| {name} | {v:g} | " + " | ".join(cells) + " |")
   if any(_percent(_accuracy_all(r)) != _percent(r["accuracy"]) for r in rows):
     lines += ["", "(x): accuracy over all questions, unanswered and skipped ones counted wrong."]
   return "\n".join(lines) + "\n"
+
+
+def _table_key(row):
+  """(checkpoint, V as a number, images, benchmark): a table row's key and its column."""
+  return (row["checkpoint"], float(row["visual_tokens"]), row.get("images", "own"),
+          row["benchmark"])
+
+
+def _short_names(paths):
+  """{path: its last k parts}, k the fewest that tell the paths apart ('runs/xs/model'
+  and 'runs/s/model' -> 'xs/model' and 's/model'); whole paths where none does."""
+  parts = {p: p.rstrip("/").split("/") for p in paths}
+  for k in range(1, max(map(len, parts.values()), default=0) + 1):
+    names = {p: "/".join(split[-k:]) for p, split in parts.items()}
+    if len(set(names.values())) == len(names):
+      return names
+  return {p: p for p in paths}
 
 
 def _accuracy_all(row):
