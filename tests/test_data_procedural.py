@@ -10,7 +10,7 @@ from scipy import ndimage
 from vlm_jax.data import procedural
 from vlm_jax.data.easy_vqa_source import easy_vqa_records
 
-TASKS = ("counting", "spatial", "ocr")
+TASKS = ("counting", "spatial", "lookup", "ocr")
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -64,6 +64,18 @@ def test_counting_answer_is_the_number_of_drawn_shapes():
   for scene, answer in totals:
     ink = (np.asarray(task.render(scene, 96)) < 250).any(axis=-1)
     assert ndimage.label(ink)[1] == int(answer)
+
+
+def test_lookup_answer_is_the_number_listed_for_the_drawn_colour():
+  task = procedural.TASKS.get("lookup")
+  for scene, question, answer in procedural.sample_questions("lookup", "test", num_examples=30):
+    listed = question.removesuffix(": the shape?").split()
+    table = dict(zip(listed[::2], listed[1::2]))
+    assert 3 <= len(table) <= 4 and len(listed) == 2 * len(table)
+    pixels = np.asarray(task.render(scene, 64)).reshape(-1, 3)
+    drawn = {tuple(p) for p in pixels} - {(255, 255, 255)}
+    colour, = [name for name in table if procedural.COLOURS[name] in drawn]
+    assert answer == table[colour], question
 
 
 def ink_box(image):

@@ -4,6 +4,10 @@
   "how many circles are there?".
 - spatial: a 3×3 grid of coloured cells; "what colour is the cell in row r,
   column c?".
+- lookup: one large coloured shape; the question lists a number for each of 3-4
+  colours, "red 3 blue 8 green 1: the shape?", answered by the number of
+  the shape's colour (the image gives one coarse fact, found in any pooling of it;
+  the language model does the rest: the reasoning contrast to ocr).
 - ocr: a 3-4 digit number printed across the middle of the image with PIL's
   built-in font; "what does the text say?" (the task that needs many visual
   tokens: every digit must survive the compression).
@@ -72,15 +76,18 @@ class Counting:
     image = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(image)
     for shape in scene["shapes"]:
-      x0, y0, x1, y1 = (v * size for v in shape["box"])
-      colour = COLOURS[shape["colour"]]
-      if shape["kind"] == "circle":
-        draw.ellipse((x0, y0, x1, y1), fill=colour)
-      elif shape["kind"] == "square":
-        draw.rectangle((x0, y0, x1, y1), fill=colour)
-      else:
-        draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=colour)
+      _draw_shape(draw, shape["kind"], [v * size for v in shape["box"]], COLOURS[shape["colour"]])
     return image
+
+
+def _draw_shape(draw, kind, box, colour):
+  x0, y0, x1, y1 = box
+  if kind == "circle":
+    draw.ellipse((x0, y0, x1, y1), fill=colour)
+  elif kind == "square":
+    draw.rectangle((x0, y0, x1, y1), fill=colour)
+  else:
+    draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=colour)
 
 
 def _apart(a, b, gap=0.02):
@@ -111,6 +118,35 @@ class Spatial:
       for c, colour in enumerate(row):
         draw.rectangle((edges[c], edges[r], edges[c + 1] - 1, edges[r + 1] - 1),
                        fill=COLOURS[colour], outline="white")
+    return image
+
+
+class Lookup:
+  """A large shape in one colour; answer the number the question's table gives that colour."""
+
+  render_size = 64
+  min_entries, max_entries = 3, 4
+
+  def sample(self, rng):
+    entries = int(rng.integers(self.min_entries, self.max_entries + 1))
+    table = [str(c) for c in rng.permutation(list(COLOURS))[:entries]]
+    numbers = [int(n) for n in rng.integers(10, size=entries)]
+    colour = table[int(rng.integers(entries))]
+    side = float(rng.uniform(0.5, 0.8))
+    x0, y0 = (float(v) for v in rng.uniform(0.05, 0.95 - side, size=2))
+    scene = {"kind": SHAPES[int(rng.integers(len(SHAPES)))], "colour": colour,
+             "box": [round(x0, 3), round(y0, 3), round(x0 + side, 3), round(y0 + side, 3)],
+             "table": [[c, n] for c, n in zip(table, numbers)]}
+    listed = " ".join(f"{c} {n}" for c, n in zip(table, numbers))
+    return scene, f"{listed}: the shape?", str(numbers[table.index(colour)])
+
+  def key(self, scene):
+    return json.dumps(scene, sort_keys=True)
+
+  def render(self, scene, size):
+    image = Image.new("RGB", (size, size), "white")
+    _draw_shape(ImageDraw.Draw(image), scene["kind"], [v * size for v in scene["box"]],
+                COLOURS[scene["colour"]])
     return image
 
 
@@ -148,6 +184,7 @@ class Ocr:
 
 TASKS.register("counting")(Counting())
 TASKS.register("spatial")(Spatial())
+TASKS.register("lookup")(Lookup())
 TASKS.register("ocr")(Ocr())
 
 
