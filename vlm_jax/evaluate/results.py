@@ -54,22 +54,24 @@ def markdown_table(rows):
   questions follows in parentheses. Checkpoints are named by their shortest distinct ends."""
   benchmarks = sorted({r["benchmark"] for r in rows})
   by_key = {_table_key(r): r for r in rows}
-  configs = sorted({key[:-1] for key in by_key})
+  configs = sorted({key[:-1] for key in by_key}, key=lambda c: (c[0], c[1] is None, c[1] or 0, c[2]))
   names = _short_names({checkpoint for checkpoint, _, _ in configs})
   lines = ["| checkpoint | V | " + " | ".join(benchmarks) + " |",
            "|---|---:|" + "---:|" * len(benchmarks)]
   for checkpoint, v, images in configs:
     cells = [_cell(by_key.get((checkpoint, v, images, b))) for b in benchmarks]
     name = names[checkpoint] + ("" if images == "own" else f" ({images} images)")
-    lines.append(f"| {name} | {v:g} | " + " | ".join(cells) + " |")
+    lines.append(f"| {name} | {'all' if v is None else f'{v:g}'} | " + " | ".join(cells) + " |")
   if any(_percent(_accuracy_all(r)) != _percent(r["accuracy"]) for r in rows):
     lines += ["", "(x): accuracy over all questions, unanswered and skipped ones counted wrong."]
   return "\n".join(lines) + "\n"
 
 
 def _table_key(row):
-  """(checkpoint, V as a number, images, benchmark): a table row's key and its column."""
-  return (row["checkpoint"], float(row["visual_tokens"]), row.get("images", "own"),
+  """(checkpoint, V as a number or None where uncompressed, images, benchmark): a table
+  row's key and its column."""
+  v = row["visual_tokens"]
+  return (row["checkpoint"], None if v is None else float(v), row.get("images", "own"),
           row["benchmark"])
 
 
