@@ -4,13 +4,13 @@ import os
 import easy_vqa
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from scipy import ndimage
 
 from vlm_jax.data import procedural
 from vlm_jax.data.easy_vqa_source import easy_vqa_records
 
-TASKS = ("counting", "spatial", "lookup", "ocr")
+TASKS = ("counting", "spatial", "lookup", "facts", "ocr")
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -78,31 +78,43 @@ def test_lookup_answer_is_the_number_listed_for_the_drawn_colour():
     assert answer == table[colour], question
 
 
-def ink_box(image):
-  """-> (top, bottom, left, right) of the dark pixels, bottom and right exclusive."""
-  ink = np.asarray(image.convert("L")) < 128
-  rows, columns = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-  return rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+def _drawn_colour(image):
+  pixels = {tuple(p) for p in np.asarray(image).reshape(-1, 3)}
+  colour, = [name for name, rgb in procedural.COLOURS.items() if rgb in pixels]
+  return colour
 
 
-def ink_extent(image):
-  top, bottom, left, right = ink_box(image)
-  return bottom - top, right - left
+def test_facts_answer_is_one_digit_per_drawn_object_and_fact_whatever_the_seed():
+  task = procedural.TASKS.get("facts")
+  answers = {}
+  for seed in (0, 1):
+    for scene, question, answer in procedural.sample_questions("facts", "train", seed=seed,
+                                                               num_examples=300):
+      fact = int(question.removeprefix("fact ").removesuffix(" of the shape?"))
+      key = (_drawn_colour(task.render(scene, 64)), scene["kind"], fact)
+      answers.setdefault(key, set()).add(answer)
+  assert all(len(digits) == 1 for digits in answers.values())
+  by_fact = {}
+  for (colour, kind, fact), (digit,) in answers.items():
+    by_fact.setdefault(fact, set()).add(digit)
+  assert all(len(digits) > 1 for digits in by_fact.values())  # the object decides, too
 
 
-def test_ocr_text_is_drawn_whole_and_centred():
+def test_ocr_digits_fill_their_own_cells_and_tell_every_digit_apart():
   task = procedural.TASKS.get("ocr")
-  font = ImageFont.load_default(size=task.font_size(96))
-  for scene, _, answer in procedural.sample_questions("ocr", "train", num_examples=30):
-    assert 3 <= len(answer) <= 4 and set(answer) <= set(task.alphabet)
-    unclipped = Image.new("RGB", (300, 100), "white")
-    ImageDraw.Draw(unclipped).text((50, 30), answer, fill="black", font=font)
-    height, width = ink_extent(unclipped)
-    drawn = task.render(scene, 96)
-    drawn_height, drawn_width = ink_extent(drawn)
-    assert abs(drawn_height - height) <= 1 and abs(drawn_width - width) <= 1, answer
-    top, bottom, left, right = ink_box(drawn)
-    assert abs((top + bottom) / 2 - 48) <= 2 and abs((left + right) / 2 - 48) <= 2, answer
+  drawn = {}
+  for scene, _, answer in procedural.sample_questions("ocr", "train", num_examples=40):
+    digits = answer.split()
+    assert "".join(digits) == scene["text"] and len(digits) == task.length
+    ink = np.asarray(task.render(scene, 64).convert("L")) < 128
+    cells = ink.reshape(8, 8, 8, 8).transpose(0, 2, 1, 3)  # [grid row, grid column, y, x]
+    inked = cells.any(axis=(2, 3))
+    columns = slice(task.first_column, task.first_column + task.length)
+    assert inked.sum() == task.length and inked[task.row, columns].all()
+    for digit, cell in zip(digits, cells[task.row, columns]):
+      drawn.setdefault(digit, set()).add(cell.tobytes())
+  assert all(len(cells) == 1 for cells in drawn.values())  # one way to draw each digit
+  assert len(set().union(*drawn.values())) == len(drawn) == 10  # and ten different ones
 
 
 @pytest.mark.parametrize("split,count", [("train", 38575), ("test", 9673)])

@@ -3,9 +3,9 @@
 size: the tiny_llm size (xs | s | m | l); budget: visual tokens V, a square up
 to the tiny tower's 8x8 grid (64: all of them, as `compressor=identity` needs);
 compressor: quecc | avgpool | tokenpacker | resampler | identity; task:
-easy_vqa or a procedural task (counting | spatial | ocr), or several joined by
-`+` for a mixture, each with an optional integer weight (`easy_vqa+ocr*3`: three
-ocr records to every easy_vqa one); stage: `all` (every
+easy_vqa or a procedural task (counting | spatial | lookup | facts | ocr), or
+several joined by `+` for a mixture, each with an optional integer weight
+(`easy_vqa+ocr*3`: three ocr records to every easy_vqa one); stage: `all` (every
 part trained from scratch, the default), 1 (compressor and projector only) or 2
 (and the LLM); steps, batch (global), lr, seed; budgets: several budgets joined by `+`
 (`1+4+16+64`) for one multi-budget model, trained at each as budget_mode says: `all`

@@ -6,10 +6,13 @@
   column c?".
 - lookup: one large coloured shape; the question lists a number for each of 3-4
   colours, "red 3 blue 8 green 1: the shape?", answered by the number of
-  the shape's colour (the image gives one coarse fact, found in any pooling of it;
-  the language model does the rest: the reasoning contrast to ocr).
-- ocr: a 3-4 digit number printed across the middle of the image with PIL's
-  built-in font; "what does the text say?" (the task that needs many visual
+  the shape's colour.
+- facts: one large coloured shape; "fact 7 of the shape?", answered by the digit a
+  fixed table gives that (colour, kind, fact): knowledge the language model must
+  learn, the image telling only which object (the family that needs a larger LLM,
+  not more visual tokens).
+- ocr: a row of 6 digits, one per patch-sized cell; "what does the text say?",
+  answered with the digits space-separated (the family that needs many visual
   tokens: every digit must survive the compression).
 
 A sample's split is decided by a hash of its content key (the scene for
@@ -24,7 +27,7 @@ import os
 import zlib
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from vlm_jax.data.records import qa_record
 from vlm_jax.registry import Registry
@@ -33,7 +36,7 @@ TASKS = Registry("procedural task")
 SPLITS = ("train", "test")
 DEFAULT_NUM_EXAMPLES = {"train": 5000, "test": 500}
 _TEST_SHARE = 10  # one content key in ten goes to the test split
-_VERSION = 2  # bump when rendering or sampling changes, to leave old caches alone
+_VERSION = 3  # bump when rendering or sampling changes, to leave old caches alone
 
 COLOURS = {
     "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
@@ -121,6 +124,21 @@ class Spatial:
     return image
 
 
+def _one_large_shape(rng):
+  """A scene of one shape, half to four fifths of the image wide, anywhere in it."""
+  side = float(rng.uniform(0.5, 0.8))
+  x0, y0 = (float(v) for v in rng.uniform(0.05, 0.95 - side, size=2))
+  return {"kind": SHAPES[int(rng.integers(len(SHAPES)))], "colour": _colour_names(rng, 1)[0],
+          "box": [round(x0, 3), round(y0, 3), round(x0 + side, 3), round(y0 + side, 3)]}
+
+
+def _render_one_shape(scene, size):
+  image = Image.new("RGB", (size, size), "white")
+  _draw_shape(ImageDraw.Draw(image), scene["kind"], [v * size for v in scene["box"]],
+              COLOURS[scene["colour"]])
+  return image
+
+
 class Lookup:
   """A large shape in one colour; answer the number the question's table gives that colour."""
 
@@ -129,62 +147,103 @@ class Lookup:
 
   def sample(self, rng):
     entries = int(rng.integers(self.min_entries, self.max_entries + 1))
-    table = [str(c) for c in rng.permutation(list(COLOURS))[:entries]]
+    scene = _one_large_shape(rng)
+    others = [str(c) for c in rng.permutation([c for c in COLOURS if c != scene["colour"]])]
+    table = others[:entries - 1]
+    table.insert(int(rng.integers(entries)), scene["colour"])
     numbers = [int(n) for n in rng.integers(10, size=entries)]
-    colour = table[int(rng.integers(entries))]
-    side = float(rng.uniform(0.5, 0.8))
-    x0, y0 = (float(v) for v in rng.uniform(0.05, 0.95 - side, size=2))
-    scene = {"kind": SHAPES[int(rng.integers(len(SHAPES)))], "colour": colour,
-             "box": [round(x0, 3), round(y0, 3), round(x0 + side, 3), round(y0 + side, 3)],
-             "table": [[c, n] for c, n in zip(table, numbers)]}
+    scene["table"] = [[c, n] for c, n in zip(table, numbers)]
     listed = " ".join(f"{c} {n}" for c, n in zip(table, numbers))
-    return scene, f"{listed}: the shape?", str(numbers[table.index(colour)])
+    return scene, f"{listed}: the shape?", str(numbers[table.index(scene["colour"])])
 
   def key(self, scene):
     return json.dumps(scene, sort_keys=True)
 
   def render(self, scene, size):
-    image = Image.new("RGB", (size, size), "white")
-    _draw_shape(ImageDraw.Draw(image), scene["kind"], [v * size for v in scene["box"]],
-                COLOURS[scene["colour"]])
-    return image
+    return _render_one_shape(scene, size)
+
+
+class Facts:
+  """A large shape; "fact k of the shape?" is answered by a digit that a fixed table gives
+  each (colour, kind, k): knowledge the language model learns in training, the image
+  telling only which of 18 objects it is about (coarse, kept by any pooling).
+  """
+
+  render_size = 64
+  num_facts = 4
+
+  def __init__(self):
+    # The task's world: the same table whatever the sampling seed.
+    self.table = np.random.default_rng(zlib.crc32(b"facts")).integers(
+        10, size=(len(COLOURS), len(SHAPES), self.num_facts))
+
+  def sample(self, rng):
+    scene = _one_large_shape(rng)
+    scene["fact"] = int(rng.integers(self.num_facts))
+    return scene, f"fact {scene['fact'] + 1} of the shape?", str(self.answer(scene))
+
+  def answer(self, scene):
+    return int(self.table[list(COLOURS).index(scene["colour"]), SHAPES.index(scene["kind"]),
+                          scene["fact"]])
+
+  def key(self, scene):
+    return json.dumps(scene, sort_keys=True)
+
+  def render(self, scene, size):
+    return _render_one_shape(scene, size)
+
+
+# 5x7 pixel glyphs of the digits, drawn one per patch-sized cell.
+_GLYPHS = {
+    "0": (".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."),
+    "1": ("..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."),
+    "2": (".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"),
+    "3": ("#####", "...#.", "..#..", "...#.", "....#", "#...#", ".###."),
+    "4": ("...#.", "..##.", ".#.#.", "#..#.", "#####", "...#.", "...#."),
+    "5": ("#####", "#....", "####.", "....#", "....#", "#...#", ".###."),
+    "6": ("..##.", ".#...", "#....", "####.", "#...#", "#...#", ".###."),
+    "7": ("#####", "....#", "...#.", "..#..", ".#...", ".#...", ".#..."),
+    "8": (".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."),
+    "9": (".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."),
+}
 
 
 class Ocr:
-  """3-4 digits in a large font, centred: each digit spans a few patches of the image.
+  """A row of 6 digits across the middle of the image, one per cell of an 8x8 grid (the
+  tiny tower's patches), answered space-separated (one token per digit).
 
-  A fixed layout keeps the task learnable by tiny models trained from scratch on a
-  CPU (about 1,000 steps); with random placement they stay at chance that long.
+  Every digit must survive the compression: the row spans 6 patches, 3 of the 4
+  regions' tokens at V = 4 and one token at V = 1. Fixed pixel glyphs in fixed cells keep
+  reading learnable by a tiny tower trained from scratch on a CPU in a few hundred steps.
   """
 
   render_size = 64
   alphabet = "0123456789"
+  length = 6
+  grid, row, first_column = 8, 3, 1
 
   def sample(self, rng):
-    length = int(rng.integers(3, 5))
-    text = "".join(self.alphabet[i] for i in rng.integers(len(self.alphabet), size=length))
-    return {"text": text}, "what does the text say?", text
+    text = "".join(self.alphabet[i] for i in rng.integers(len(self.alphabet), size=self.length))
+    return {"text": text}, "what does the text say?", " ".join(text)
 
   def key(self, scene):
     return scene["text"]
 
   def render(self, scene, size):
-    font = ImageFont.load_default(size=self.font_size(size))
-    image = Image.new("RGB", (size, size), "white")
-    left, top, right, bottom = font.getbbox(scene["text"])
-    x = (size - (right - left)) / 2 - left
-    y = (size - (bottom - top)) / 2 - top
-    ImageDraw.Draw(image).text((x, y), scene["text"], fill="black", font=font)
-    return image
-
-  @staticmethod
-  def font_size(size):
-    return max(8, 3 * size // 8)
+    """Drawn on a 64 px canvas (8 px cells: 1 px margins round a 5x7 glyph), resized."""
+    canvas = np.full((64, 64), 255, np.uint8)
+    top = 8 * self.row + 1
+    for i, digit in enumerate(scene["text"]):
+      left = 8 * (self.first_column + i) + 1
+      glyph = np.array([[c == "#" for c in line] for line in _GLYPHS[digit]])
+      canvas[top:top + 7, left:left + 5][glyph] = 0
+    return Image.fromarray(canvas).convert("RGB").resize((size, size), Image.NEAREST)
 
 
 TASKS.register("counting")(Counting())
 TASKS.register("spatial")(Spatial())
 TASKS.register("lookup")(Lookup())
+TASKS.register("facts")(Facts())
 TASKS.register("ocr")(Ocr())
 
 
