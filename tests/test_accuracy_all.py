@@ -6,10 +6,11 @@ import json
 import math
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 
-from vlm_jax import cli, configs, scaling, study
+from vlm_jax import cli, configs, scaling, study_report
 from vlm_jax.evaluate import SCORERS, harness, results
 from vlm_jax.evaluate.benchmarks.benchmark import BenchmarkData
 
@@ -228,19 +229,17 @@ def test_rows_without_accuracy_all_give_accuracy_only_if_nothing_went_unanswered
 
 
 def test_study_report_lists_rows_with_unanswered_questions_and_fits_accuracy_all(tmp_path):
-  config = configs.load(os.path.join(
-      configs.CONFIG_DIR, "study", "tiny.py:sizes=xs+s,budgets=1+16,tasks=easy_vqa,weights=1,"
-      "steps=2,batch=8,eval_examples=4,workers=1"))
-  config.bootstrap = 0
+  config = ml_collections.ConfigDict(dict(tasks=["easy_vqa"], bootstrap=0,
+                                          budget_multiples=[1, 2], grid_tokens=64))
   workdir = str(tmp_path)
   rows = [dict(r, checkpoint=os.path.join(workdir, "train", f"run{i}", "model"),
-               benchmark="easy_vqa")
+               benchmark="easy_vqa", llm_size=f"n{r['llm_params_b']}")
           for i, r in enumerate(_scaling_rows())]
-  text = open(study.write_report(config, rows, workdir)).read()
+  text = open(study_report.write(config, rows, workdir, "setup")).read()
   assert "## Unanswered or skipped questions" in text
   assert f"| {os.path.join('train', 'run1', 'model')} | easy_vqa | 16 | 3 | 13 | 1 |" in text
   assert "run0" not in text
-  assert "| 500,000,000 | 40.0 | 35.0 |" in text  # accuracy_all of n0.5 at V=1, V=16
+  assert "| `n0.5` (500M params) | 40.0 | 35.0 |" in text  # accuracy_all at V=1, V=16
   fit = scaling.Fit.load(os.path.join(workdir, "easy_vqa_fit.json"))
   expected = scaling.fit_scaling_law(scaling.points_from_rows(rows, metric="accuracy_all"),
                                      bootstrap=0)

@@ -1,4 +1,4 @@
-"""Measured (N, V, accuracy) points from harness results, CSV files or the paper's table."""
+"""Measured (N, V, accuracy or loss) points from harness results, CSV files or the paper's table."""
 import collections
 import csv
 import dataclasses
@@ -11,33 +11,48 @@ import numpy as np
 PAPER_REFERENCE = "paper_scaling_scores.json"
 # What a point's accuracy is: over all questions (the unanswered ones wrong) or the answered ones.
 METRICS = ("accuracy_all", "accuracy")
+# Losses a point may hold instead, the law's Y as they are: nats per answer token.
+LOSSES = ("answer_ce",)
 
 
 @dataclasses.dataclass(frozen=True)
 class ScalingPoints:
-  """One point per (N, V): accuracy averaged over `tasks` (all arrays [P])."""
+  """One point per (N, V): a metric averaged over `tasks` (all arrays [P]).
+
+  `values` are accuracies (fractions) or, with `is_loss`, losses; `error`, the
+  law's Y, is 1 − accuracy or the loss itself.
+  """
   llm_params_b: np.ndarray
   visual_tokens: np.ndarray
-  accuracy: np.ndarray
+  values: np.ndarray
   tasks: tuple[str, ...] = ()
+  is_loss: bool = False
+
+  @property
+  def accuracy(self):
+    if self.is_loss:
+      raise AttributeError("these points hold a loss, not an accuracy")
+    return self.values
 
   @property
   def error(self):
-    return 1.0 - self.accuracy
+    return self.values if self.is_loss else 1.0 - self.values
 
   def __len__(self):
-    return len(self.accuracy)
+    return len(self.values)
 
 
 def points_from_rows(rows, tasks=None, source="rows", metric="accuracy_all"):
   """Averages rows {llm_params_b | llm_params, visual_tokens, metric[, task | benchmark]}.
 
   metric: accuracy_all (over all questions, the unanswered ones wrong) or
-  accuracy (over the answered ones); see `row_metric` for rows without
-  accuracy_all. Repeated (N, V, task) rows are averaged first, then tasks per
-  (N, V). Every (N, V) must carry the same tasks so that the averages are
-  comparable.
+  accuracy (over the answered ones), see `row_metric` for rows without
+  accuracy_all; or a loss of LOSSES (answer_ce), which is the points' error.
+  Repeated (N, V, task) rows are averaged first, then tasks per (N, V). Every
+  (N, V) must carry the same tasks so that the averages are comparable.
   """
+  if metric not in METRICS + LOSSES:
+    raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS + LOSSES)}")
   by_config = collections.defaultdict(lambda: collections.defaultdict(list))
   for i, row in enumerate(rows):
     where = f"{source} row {i}"
@@ -46,7 +61,7 @@ def points_from_rows(rows, tasks=None, source="rows", metric="accuracy_all"):
       missing.append("llm_params_b (or llm_params)")
     if "visual_tokens" not in row:
       missing.append("visual_tokens")
-    if not _has(row, metric) and not _has(row, "accuracy"):
+    if not _has(row, metric) and (metric in LOSSES or not _has(row, "accuracy")):
       missing.append("accuracy_all (or accuracy)" if metric == "accuracy_all" else metric)
     if missing:
       raise ValueError(f"{where} lacks {', '.join(missing)}")
@@ -55,12 +70,9 @@ def points_from_rows(rows, tasks=None, source="rows", metric="accuracy_all"):
     else:
       n = _number(row["llm_params"], "llm_params", where) / 1e9
     v = _number(row["visual_tokens"], "visual_tokens", where)
-    accuracy = row_metric(row, metric, where)
     if n <= 0 or v <= 0:
       raise ValueError(f"{where}: llm_params_b and visual_tokens must be positive")
-    if not 0.0 <= accuracy <= 1.0:
-      raise ValueError(f"{where}: {metric} {accuracy} is outside [0, 1] (give fractions)")
-    by_config[(n, v)][task_of(row)].append(accuracy)
+    by_config[(n, v)][task_of(row)].append(_point_value(row, metric, where))
   if not by_config:
     raise ValueError(f"{source} holds no measurements")
 
@@ -76,7 +88,7 @@ def points_from_rows(rows, tasks=None, source="rows", metric="accuracy_all"):
   else:
     selected = found
   configs = sorted(by_config)
-  accuracy = []
+  values = []
   for config in configs:
     per_task = by_config[config]
     lacking = selected - per_task.keys()
@@ -85,10 +97,23 @@ def points_from_rows(rows, tasks=None, source="rows", metric="accuracy_all"):
           f"{source}: N={config[0]:g}B V={config[1]:g} has no rows for task(s) "
           f"{', '.join(sorted(map(str, lacking)))}; averages would not be comparable "
           "(select tasks with --tasks)")
-    accuracy.append(np.mean([np.mean(per_task[t]) for t in selected]))
+    values.append(np.mean([np.mean(per_task[t]) for t in selected]))
   configs = np.array(configs, dtype=float)
-  return ScalingPoints(configs[:, 0], configs[:, 1], np.array(accuracy),
-                       tuple(sorted(t for t in selected if t is not None)))
+  return ScalingPoints(configs[:, 0], configs[:, 1], np.array(values),
+                       tuple(sorted(t for t in selected if t is not None)), metric in LOSSES)
+
+
+def _point_value(row, metric, where):
+  """The row's accuracy (a fraction) or, for a metric of LOSSES, its loss (≥ 0)."""
+  if metric in LOSSES:
+    loss = _number(row[metric], metric, where)
+    if not loss >= 0.0:
+      raise ValueError(f"{where}: {metric} {loss} is not a loss (≥ 0)")
+    return loss
+  accuracy = row_metric(row, metric, where)
+  if not 0.0 <= accuracy <= 1.0:
+    raise ValueError(f"{where}: {metric} {accuracy} is outside [0, 1] (give fractions)")
+  return accuracy
 
 
 def task_of(row):
