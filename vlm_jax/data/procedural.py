@@ -8,9 +8,9 @@
   colours, "red 3 blue 8 green 1: the shape?", answered by the number of
   the shape's colour.
 - facts: one large coloured shape; "fact 7 of the shape?", answered by the digit a
-  fixed table gives that (colour, kind, fact): knowledge the language model must
-  learn, the image telling only which object (the family that needs a larger LLM,
-  not more visual tokens).
+  fixed table gives that (colour, fact): knowledge the language model must learn,
+  the image telling only the colour (the family that needs a larger LLM, not more
+  visual tokens).
 - ocr: a row of 6 digits, one per patch-sized cell; "what does the text say?",
   answered with the digits space-separated (the family that needs many visual
   tokens: every digit must survive the compression).
@@ -36,7 +36,7 @@ TASKS = Registry("procedural task")
 SPLITS = ("train", "test")
 DEFAULT_NUM_EXAMPLES = {"train": 5000, "test": 500}
 _TEST_SHARE = 10  # one content key in ten goes to the test split
-_VERSION = 3  # bump when rendering or sampling changes, to leave old caches alone
+_VERSION = 4  # bump when rendering or sampling changes, to leave old caches alone
 
 COLOURS = {
     "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
@@ -164,18 +164,18 @@ class Lookup:
 
 
 class Facts:
-  """A large shape; "fact k of the shape?" is answered by a digit that a fixed table gives
-  each (colour, kind, k): knowledge the language model learns in training, the image
-  telling only which of 18 objects it is about (coarse, kept by any pooling).
+  """A large shape; "fact k of the shape?" is answered by the digit a fixed table gives
+  (colour, k): knowledge the language model learns in training, the image telling only
+  the colour (coarse, kept by any pooling; the kind varies the picture, not the answer).
   """
 
   render_size = 64
-  num_facts = 4
+  num_facts = 16
 
   def __init__(self):
     # The task's world: the same table whatever the sampling seed.
     self.table = np.random.default_rng(zlib.crc32(b"facts")).integers(
-        10, size=(len(COLOURS), len(SHAPES), self.num_facts))
+        10, size=(len(COLOURS), self.num_facts))
 
   def sample(self, rng):
     scene = _one_large_shape(rng)
@@ -183,8 +183,7 @@ class Facts:
     return scene, f"fact {scene['fact'] + 1} of the shape?", str(self.answer(scene))
 
   def answer(self, scene):
-    return int(self.table[list(COLOURS).index(scene["colour"]), SHAPES.index(scene["kind"]),
-                          scene["fact"]])
+    return int(self.table[list(COLOURS).index(scene["colour"]), scene["fact"]])
 
   def key(self, scene):
     return json.dumps(scene, sort_keys=True)
