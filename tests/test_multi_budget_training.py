@@ -1,4 +1,6 @@
 """Multi-budget training: one params tree trained at every budget, in modes `all` and `sample`."""
+import functools
+
 import flax.linen as nn
 import jax
 import numpy as np
@@ -11,6 +13,8 @@ from vlm_jax.train import loss, multi_budget, step
 
 BUDGETS = (1, 4, 16)  # on the fixture's 4x4 grid
 RNG = jax.random.PRNGKey(0)
+OPTIONS = {"xla_backend_optimization_level": 0}  # compiles several times faster
+jit = functools.partial(jax.jit, compiler_options=OPTIONS)
 
 compilation_cache = pytest.fixture(scope="module", autouse=True)(
     train_fixtures.use_compilation_cache)
@@ -32,17 +36,22 @@ def init(model_config, seed=0):
   rows = {k: v for k, v in batch().items() if k in loss.MODEL_INPUTS}
   size = model_config.vision.image_size
   rows["pixels"] = np.zeros((len(rows["pixels"]), size, size, 3), np.float32)
-  return nn.unbox(models.build(model_config).init(jax.random.PRNGKey(seed), **rows))["params"]
+  model = models.build(model_config)
+  return nn.unbox(jit(model.init)(jax.random.PRNGKey(seed), **rows))["params"]
 
 
-def budget_losses(model_config, params, rows):
-  """{budget: mean answer-token loss} of `rows` at every budget of the model."""
-  out = {}
-  for budget in multi_budget.budgets(model_config):
-    model = models.build(multi_budget.at_budget(model_config, budget))
-    total, count = loss.vlm_loss(model, params, rows, model_config.image_token_id, RNG)
-    out[budget] = float(total / count)
-  return out
+def budget_losses(model_config):
+  """Jitted (params, rows) -> {budget: mean answer-token loss of `rows`} at every budget of
+  the model."""
+  budget_models = {b: models.build(multi_budget.at_budget(model_config, b))
+                   for b in multi_budget.budgets(model_config)}
+
+  def losses(params, rows):
+    sums = {b: loss.vlm_loss(m, params, rows, model_config.image_token_id, RNG)
+            for b, m in budget_models.items()}
+    return {b: total / count for b, (total, count) in sums.items()}
+
+  return jit(losses)
 
 
 @pytest.mark.parametrize("compressor", ["quecc", "resampler"])
@@ -54,11 +63,12 @@ def test_one_params_tree_gives_every_budget_its_tokens(compressor):
   pixels = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
   question = np.array([[5, 6, 7, 8]] * 2, np.int32)
   model = models.build(model_config)
-  inputs = model.apply({"params": params}, pixels, question, np.ones_like(question),
-                       method=model.image_inputs)
+  inputs = jit(functools.partial(model.apply, method=model.image_inputs))(
+      {"params": params}, pixels, question, np.ones_like(question))
   for budget in (1, 4, 16, 64):
     at_budget = models.build(multi_budget.at_budget(model_config, budget))
-    tokens = at_budget.apply({"params": params}, *inputs, method=at_budget.compress)
+    tokens = jit(functools.partial(at_budget.apply, method=at_budget.compress))(
+        {"params": params}, *inputs)
     assert tokens.shape == (2, budget, model_config.llm.hidden_size)
 
 
@@ -68,10 +78,10 @@ def test_all_is_the_mean_of_the_per_budget_losses(chunk_positions):
   params = init(model_config)
   rows = batch()
   budget_models = step.step_model(model_config, "all")
-  total, count = loss.mean_budget_loss(budget_models, params, rows, model_config.image_token_id,
-                                       RNG, chunk_positions)
-  separate = [loss.vlm_loss(m, params, rows, model_config.image_token_id, RNG, chunk_positions)
-              for m in budget_models]
+  total, count = jit(lambda p, r: loss.mean_budget_loss(
+      budget_models, p, r, model_config.image_token_id, RNG, chunk_positions))(params, rows)
+  separate = jit(lambda p, r: [loss.vlm_loss(m, p, r, model_config.image_token_id, RNG,
+                                             chunk_positions) for m in budget_models])(params, rows)
   assert all(int(c) == int(count) for _, c in separate)
   want = np.mean([float(t) / float(c) for t, c in separate])
   assert abs(float(total) / float(count) - want) <= 1e-6
@@ -84,8 +94,9 @@ def test_all_lowers_the_loss_at_every_budget(tmp_path):
   start = train.train(config, tmp_path / "start", dataset=SyntheticDataset, until_step=0)
   end = train.train(config, tmp_path / "end", dataset=SyntheticDataset)
   rows = batch(0, 16)
-  before = budget_losses(config.model, start.state.params, rows)
-  after = budget_losses(config.model, end.state.params, rows)
+  losses = budget_losses(config.model)
+  before = losses(start.state.params, rows)
+  after = losses(end.state.params, rows)
   assert all(after[b] < before[b] for b in BUDGETS), (before, after)
 
 
@@ -116,8 +127,8 @@ def test_a_converted_single_budget_quecc_checkpoint_continues_multi_budget(tmp_p
   assert widened["compressor"]["q_downsample"]["kernel"].shape[:2] == (4, 4)
   rows = {k: v for k, v in batch().items() if k in loss.MODEL_INPUTS}
   at_4 = models.build(multi_budget.at_budget(config.model, 4))
-  np.testing.assert_allclose(at_4.apply({"params": widened}, **rows),
-                             models.build(single).apply({"params": params}, **rows),
+  np.testing.assert_allclose(jit(at_4.apply)({"params": widened}, **rows),
+                             jit(models.build(single).apply)({"params": params}, **rows),
                              rtol=1e-5, atol=1e-5)
   continued = train.train(config, tmp_path / "run", dataset=SyntheticDataset)
   assert [h["step"] for h in continued.history] == list(range(1, 7))

@@ -78,17 +78,19 @@ def test_mesh_data_parallel_step_equals_pmap_step():
       state, metrics = mesh_step(state, batches.global_batch(host_batch, mesh))
       mesh_losses.append(float(metrics["loss"]))
 
-  step = pmap_step(models.build(config.model), train_setup.tx,
-                   tuple(train_setup.schedules), config.model.image_token_id,
-                   config.loss_chunk_size)
+  pmapped = pmap_step(models.build(config.model), train_setup.tx,
+                      tuple(train_setup.schedules), config.model.image_token_id,
+                      config.loss_chunk_size)
   replicate = lambda tree: jax.tree.map(lambda x: np.stack([x] * DEVICES), tree)
   params = replicate(initial_params)
   opt_state = replicate(train_setup.tx.init(initial_params))
-  pmap_losses, rng = [], jax.random.PRNGKey(1)
+  step, pmap_losses, rng = None, [], jax.random.PRNGKey(1)
   for host_batch in host_batches():
     rng, step_rng = jax.random.split(rng)  # as the mesh step splits state.rng
     rows = jax.tree.map(lambda x: x.reshape(DEVICES, 1, *x.shape[1:]), host_batch)
-    params, opt_state, losses = step(params, opt_state, rows, replicate(step_rng))
+    args = params, opt_state, rows, replicate(step_rng)
+    step = step or pmapped.lower(*args).compile(OPTIONS)  # every step's shapes are the same
+    params, opt_state, losses = step(*args)
     pmap_losses.append(float(losses[0]))
 
   np.testing.assert_allclose(pmap_losses, mesh_losses, rtol=1e-6)

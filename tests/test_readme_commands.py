@@ -2,7 +2,7 @@
 takes the training workdir (its latest step, or DIR@STEP).
 
 The commands are read from README.md and run from a scratch working directory; the only
-additions are overrides that shorten them (few steps, few questions).
+additions are overrides that shorten them (few steps, few questions, a quicker compile).
 """
 import json
 import os
@@ -13,7 +13,8 @@ import pytest
 from vlm_jax import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHORTER_TRAIN = ["--set", "total_steps=2", "--set", "batch_size=8", "--set", "checkpoint.every=1"]
+SHORTER_TRAIN = ["--set", "total_steps=2", "--set", "batch_size=8", "--set", "checkpoint.every=1",
+                 "--set", "compiler_options={'xla_backend_optimization_level': 0}"]
 SHORTER_EVAL = ["--set", "benchmark_args.easy_vqa.num_examples=6"]
 
 

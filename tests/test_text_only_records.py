@@ -1,5 +1,6 @@
 """Text-only records train through the LLM alone, mixed into image batches; malformed
 records are skipped, named and counted instead of stopping the run."""
+import functools
 import json
 import logging
 
@@ -21,6 +22,7 @@ from vlm_jax.train import loss
 
 PLACEHOLDER = -200
 END = "<|im_end|>"
+OPTIONS = {"xla_backend_optimization_level": 0}  # compiles several times faster
 
 
 def qa(question, answer):
@@ -135,8 +137,16 @@ def test_splice_puts_a_text_only_rows_visual_tokens_after_its_text():
 
 @pytest.fixture(scope="module")
 def tiny_vlm():
+  """Config, params, and the model and its loss jitted once for every text length."""
   config = configs.preset("vlm:llm=tiny_llm:size=xs,budget=4")
-  return config, nn.unbox(models.init(config, jax.random.PRNGKey(0)))
+  jit = functools.partial(jax.jit, compiler_options=OPTIONS)
+  params = jit(lambda key: nn.unbox(models.init(config, key)))(jax.random.PRNGKey(0))
+  model = models.build(config)
+  apply = jit(lambda p, inputs: model.apply({"params": p}, **inputs))
+  vlm_loss = jit(lambda p, batch: loss.vlm_loss(model, p, batch, PLACEHOLDER,
+                                                jax.random.PRNGKey(0)))
+  llm = jit(lambda p, ids: DecoderLM(config.llm).apply({"params": p["llm"]}, ids))
+  return config, params, apply, vlm_loss, llm
 
 
 def mixed_batch(config, text_length):
@@ -163,23 +173,20 @@ def rows(batch, index):
 
 @pytest.mark.parametrize("text_length", [7, 10])
 def test_a_text_only_row_is_the_llm_on_its_text_alone(tiny_vlm, text_length):
-  config, params = tiny_vlm
+  config, params, apply, vlm_loss, llm = tiny_vlm
   batch = mixed_batch(config, text_length)
-  model = models.build(config)
   inputs = {k: v for k, v in batch.items() if k != "labels"}
-  logits = model.apply({"params": params}, **inputs)
+  logits = apply(params, inputs)
   assert logits.shape[1] == 10 - 1 + config.compressor.budget
 
   text = rows(batch, slice(1, 2, None))
-  ids = text["input_ids"][:, :text_length]
-  llm_logits = DecoderLM(config.llm).apply({"params": params["llm"]}, ids)
+  llm_logits = llm(params, text["input_ids"][:, :text_length])
   np.testing.assert_allclose(logits[1, :text_length], llm_logits[0], atol=1e-5, rtol=0)
 
-  image_row = {k: v[:1] for k, v in inputs.items()}
-  alone = model.apply({"params": params}, **image_row)
+  alone = apply(params, {k: v[:1] for k, v in inputs.items()})
   np.testing.assert_allclose(logits[0], alone[0], atol=1e-5, rtol=0)
 
-  total, count = loss.vlm_loss(model, params, text, PLACEHOLDER, jax.random.PRNGKey(0))
+  total, count = vlm_loss(params, text)
   llm_total, llm_count = loss.token_cross_entropy(llm_logits, text["labels"][:, :text_length])
   assert int(count) == int(llm_count) == text_length - 4
   np.testing.assert_allclose(total, llm_total, rtol=1e-6)

@@ -3,7 +3,7 @@
 
 `accelerator.py[:arg]` takes tiny.py's arguments, over these defaults: LLM sizes
 xs+s+m+l, V ∈ {1, 4, 16, 64}, 4,000 steps of batch 128 per size (16x the CPU
-default's examples: enough for l, still short of learning the 72 facts at every size,
+default's examples: enough for l, still short of learning the 96 facts at every size,
 where the sizes would stop differing), a tower trained for 2,000 steps, 1,000 questions
 per task, one run at a time (each takes every device of the host).
 
