@@ -41,13 +41,13 @@ def _json(path, obj):
 
 
 def test_registry_ties_reader_scorer_prompt_and_length():
-  assert BENCHMARKS.names() == ["counting", "easy_vqa", "gqa", "lookup", "mmbench", "mme", "ocr",
-                                "pope", "scienceqa_img", "seed", "spatial", "textvqa", "vizwiz",
-                                "vqav2"]
+  assert BENCHMARKS.names() == ["counting", "easy_vqa", "facts", "gqa", "lookup", "mmbench", "mme",
+                                "ocr", "pope", "scienceqa_img", "seed", "spatial", "textvqa",
+                                "vizwiz", "vqav2"]
   lengths = {name: BENCHMARKS.get(name).max_new_tokens for name in BENCHMARKS.names()}
-  assert lengths == {"counting": 8, "easy_vqa": 8, "gqa": 128, "lookup": 8, "mmbench": 1024,
-                     "mme": 128, "ocr": 8, "pope": 128, "scienceqa_img": 1024, "seed": 128,
-                     "spatial": 8, "textvqa": 128, "vizwiz": 128, "vqav2": 128}
+  assert lengths == {"counting": 8, "easy_vqa": 8, "facts": 8, "gqa": 128, "lookup": 8,
+                     "mmbench": 1024, "mme": 128, "ocr": 8, "pope": 128, "scienceqa_img": 1024,
+                     "seed": 128, "spatial": 8, "textvqa": 128, "vizwiz": 128, "vqav2": 128}
   assert BENCHMARKS.get("vizwiz").prompt_style == "short_answer_unanswerable"
   assert BENCHMARKS.get("textvqa").scorer == "vqa"
 

@@ -26,8 +26,6 @@ from vlm_jax.evaluate import harness, results
 from vlm_jax.models import vision as vision_lib
 from vlm_jax.train import pretrained
 
-log = logging.getLogger(__name__)
-
 TOWER = "tower"
 
 
@@ -151,7 +149,8 @@ def _report_config(config):
 def _setup(config):
   """The report's paragraph on the models and their training."""
   tower, run = _train_config(config, config.tower), _run_config(config, config.sizes[0], ".")
-  sizes = ", ".join(f"`{s}` ({_llm_params(config, s):,} params)" for s in config.sizes)
+  sizes = ", ".join(f"`{s}` ({_llm_params(config, s):,} params, learning rate "
+                    f"{config.learning_rates[s]:g})" for s in config.sizes)
   total = sum(config.task_weights)
   mixture = " and ".join(f"{t} ({w}/{total})" for t, w in zip(config.tasks, config.task_weights))
   grid = vision_lib.grid_size(run.model.vision)
