@@ -18,9 +18,9 @@ pixel glyphs in fixed cells (read after a few hundred steps, where a font centre
 anywhere took thousands); a table of 96 facts keyed by colour alone, which in the
 steps the 51k LLM barely starts (about 35 %), the 100k one nearly learns (about 94 %)
 and the 404k one wholly (keyed by colour and kind, both larger sizes stopped near 60 %:
-the tower told the kinds apart too poorly); a learning
-rate per width (lr at width 48, lr·48/width for the others: at 2e-3 the 96-wide LLM
-did not learn to read in 1,500 steps, at 1e-3 it leads the 48-wide one).
+the tower told the kinds apart too poorly); a learning rate per width (lr at width 48,
+lr·48/width for the others: at 2e-3 the 96-wide LLM did not learn to read in 1,500
+steps, at 1e-3 it leads the 48-wide one).
 """
 import ml_collections
 

@@ -132,17 +132,24 @@ def _one_large_shape(rng):
           "box": [round(x0, 3), round(y0, 3), round(x0 + side, 3), round(y0 + side, 3)]}
 
 
-def _render_one_shape(scene, size):
-  image = Image.new("RGB", (size, size), "white")
-  _draw_shape(ImageDraw.Draw(image), scene["kind"], [v * size for v in scene["box"]],
-              COLOURS[scene["colour"]])
-  return image
-
-
-class Lookup:
-  """A large shape in one colour; answer the number the question's table gives that colour."""
+class _OneLargeShape:
+  """A task whose scene is one large shape (and what its question adds to the scene)."""
 
   render_size = 64
+
+  def key(self, scene):
+    return json.dumps(scene, sort_keys=True)
+
+  def render(self, scene, size):
+    image = Image.new("RGB", (size, size), "white")
+    _draw_shape(ImageDraw.Draw(image), scene["kind"], [v * size for v in scene["box"]],
+                COLOURS[scene["colour"]])
+    return image
+
+
+class Lookup(_OneLargeShape):
+  """A large shape in one colour; answer the number the question's table gives that colour."""
+
   min_entries, max_entries = 3, 4
 
   def sample(self, rng):
@@ -156,20 +163,13 @@ class Lookup:
     listed = " ".join(f"{c} {n}" for c, n in zip(table, numbers))
     return scene, f"{listed}: the shape?", str(numbers[table.index(scene["colour"])])
 
-  def key(self, scene):
-    return json.dumps(scene, sort_keys=True)
 
-  def render(self, scene, size):
-    return _render_one_shape(scene, size)
-
-
-class Facts:
+class Facts(_OneLargeShape):
   """A large shape; "fact k of the shape?" is answered by the digit a fixed table gives
   (colour, k): knowledge the language model learns in training, the image telling only
   the colour (coarse, kept by any pooling; the kind varies the picture, not the answer).
   """
 
-  render_size = 64
   num_facts = 16
 
   def __init__(self):
@@ -184,12 +184,6 @@ class Facts:
 
   def answer(self, scene):
     return int(self.table[list(COLOURS).index(scene["colour"]), scene["fact"]])
-
-  def key(self, scene):
-    return json.dumps(scene, sort_keys=True)
-
-  def render(self, scene, size):
-    return _render_one_shape(scene, size)
 
 
 # 5x7 pixel glyphs of the digits, drawn one per patch-sized cell.
