@@ -251,17 +251,13 @@ def _fit_table(family):
            "|---|" + "---:|---|" * len(fits)]
   for symbol, name in PARAMETERS:
     lines.append(f"| {symbol} | " + " | ".join(
-        f"{getattr(fit, name):.3g} | {_interval(getattr(fit, f'{name}_ci'))}"
+        f"{getattr(fit, name):.3g} | {scaling.format_interval(getattr(fit, f'{name}_ci'))}"
         for fit in fits) + " |")
   lines.append("| RMSE | " + " | ".join(f"{fit.rmse:.3g} | " for fit in fits) + " |")
   lines += ["", "Closed-form optimum V* = Q·β/(α−β) at Q text tokens: " + "; ".join(
       f"{kind.short} fit: {scaling.describe_v_star(fit, family.text_tokens)}"
       for kind, (_, fit) in family.fits.items()) + ".", ""]
   return lines
-
-
-def _interval(interval):
-  return "–" if interval is None else f"[{interval[0]:.3g}, {interval[1]:.3g}]"
 
 
 def _frontier_table(config, family, kind, points, fit):

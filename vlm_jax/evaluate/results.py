@@ -54,7 +54,8 @@ def markdown_table(rows):
   questions follows in parentheses. Checkpoints are named by their shortest distinct ends."""
   benchmarks = sorted({r["benchmark"] for r in rows})
   by_key = {_table_key(r): r for r in rows}
-  configs = sorted({key[:-1] for key in by_key}, key=lambda c: (c[0], c[1] is None, c[1] or 0, c[2]))
+  configs = sorted({key[:-1] for key in by_key},
+                   key=lambda c: (c[0], c[1] is None, c[1] or 0, c[2]))  # V unset last
   names = _short_names({checkpoint for checkpoint, _, _ in configs})
   lines = ["| checkpoint | V | " + " | ".join(benchmarks) + " |",
            "|---|---:|" + "---:|" * len(benchmarks)]

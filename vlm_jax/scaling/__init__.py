@@ -8,4 +8,4 @@ from vlm_jax.scaling.io import (ScalingPoints, incomplete_rows, load_paper_refer
                                 read_rows, row_metric)
 from vlm_jax.scaling.law import Fit, law_error
 from vlm_jax.scaling.plot import (Panel, describe_fit, describe_v_star, format_estimate,
-                                  format_params, plot_frontier, plot_panels)
+                                  format_interval, format_params, plot_frontier, plot_panels)

@@ -129,7 +129,12 @@ def format_estimate(value, interval=None):
   """'0.3 [0.28, 0.32]', or '0.3' without an interval."""
   if interval is None:
     return f"{value:.3g}"
-  return f"{value:.3g} [{interval[0]:.3g}, {interval[1]:.3g}]"
+  return f"{value:.3g} {format_interval(interval)}"
+
+
+def format_interval(interval):
+  """'[0.28, 0.32]', or '–' for no interval."""
+  return "–" if interval is None else f"[{interval[0]:.3g}, {interval[1]:.3g}]"
 
 
 def format_params(billions):
