@@ -133,20 +133,28 @@ def test_measured_frontier_by_hand():
   assert best[3].accuracy == pytest.approx(0.6)
 
 
-def test_fit_recovers_a_known_law():
+@pytest.mark.parametrize("resample", ["residuals", "points"])
+def test_fit_recovers_a_known_law(resample):
   truth = dict(A=0.8, alpha=0.12, beta=0.03, D=0.2)
   n, v = np.meshgrid([0.5, 1, 2, 4, 8, 16], [1, 4, 16, 64, 256, 576])
   n, v = n.ravel().astype(float), v.ravel().astype(float)
   error = scaling.law_error(tuple(truth.values()), n, v)
   error += np.random.default_rng(0).normal(0, 0.002, error.shape)
   points = scaling.ScalingPoints(n, v, 1 - error)
-  fit = scaling.fit_scaling_law(points, bootstrap=40, seed=0)
+  fit = scaling.fit_scaling_law(points, bootstrap=40, seed=0, resample=resample)
+  assert fit.resample == resample
   for name in ("alpha", "beta"):
     low, high = getattr(fit, f"{name}_ci")
     assert low <= truth[name] <= high
     assert getattr(fit, name) == pytest.approx(truth[name], abs=0.015)
   assert fit.rmse == pytest.approx(0.002, rel=0.5)
   assert scaling.Fit.from_dict(json.loads(json.dumps(fit.to_dict()))) == fit
+
+
+def test_fit_refuses_an_unknown_resampling():
+  points = scaling.ScalingPoints([1.0, 2.0, 1.0, 2.0], [1.0, 1.0, 4.0, 4.0], [0.5] * 4)
+  with pytest.raises(ValueError, match="resample must be one of residuals, points"):
+    scaling.fit_scaling_law(points, bootstrap=2, resample="pairs")
 
 
 def test_rows_average_tasks_and_convert_params():

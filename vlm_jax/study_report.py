@@ -158,7 +158,8 @@ def _contrast(families, kind):
 
 def _interval_name(fit):
   if fit.bootstrap:
-    return f"{fit.confidence:.0%} intervals from {fit.bootstrap} bootstrap resamples"
+    return (f"{fit.confidence:.0%} intervals from {fit.bootstrap} bootstrap resamples of the "
+            f"{fit.resample}")
   return "no intervals (no bootstrap)"
 
 

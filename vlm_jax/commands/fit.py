@@ -24,6 +24,9 @@ def add_arguments(parser):
   parser.add_argument("--include-text-in-T", dest="include_text", action="store_true",
                       help="fit with T = Q + V (text not cached) instead of T = V")
   parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples")
+  parser.add_argument("--resample", choices=("residuals", "points"), default="residuals",
+                      help="what the bootstrap draws: the fit's residuals on the measured "
+                      "grid (default) or the points themselves")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--budgets-gflops", type=comma_separated(float),
                       help="comma-separated budgets for the frontier "
@@ -78,7 +81,8 @@ def run(args):
   with errors.user_input(ValueError):  # the file's rows and the flags are checked here
     rows, source = scaling.read_rows(args.file)
     points = scaling.points_from_rows(rows, tasks, source, args.metric)
-    fit = scaling.fit_scaling_law(points, q, args.include_text, args.bootstrap, args.seed)
+    fit = scaling.fit_scaling_law(points, q, args.include_text, args.bootstrap, args.seed,
+                                  resample=args.resample)
     if args.budgets_gflops:
       budgets = np.array(args.budgets_gflops) * 1e9
     else:
@@ -122,7 +126,8 @@ def run(args):
         f"{fit.n_points} points of {args.metric}"
         + (f", tasks {', '.join(points.tasks)}" if points.tasks else ""))
   if fit.bootstrap:
-    print(f"  ({fit.confidence:.0%} intervals from {fit.bootstrap} bootstrap resamples)")
+    print(f"  ({fit.confidence:.0%} intervals from {fit.bootstrap} bootstrap resamples of the "
+          f"{fit.resample})")
   for name in ("A", "alpha", "beta", "D"):
     print(f"  {name:6s}{getattr(fit, name):10.4g}{_interval(getattr(fit, name + '_ci'))}")
   print(f"  RMSE  {fit.rmse:10.4g}")

@@ -7,6 +7,7 @@ from scipy import optimize
 from vlm_jax.scaling.law import Fit, law_error
 
 _ALPHA_BETA_STARTS = (0.01, 0.1, 0.5)
+RESAMPLING = ("residuals", "points")
 
 
 def _residuals(params, n, t, y):
@@ -42,15 +43,21 @@ def _least_squares(n, t, y, starts):
 
 
 def fit_scaling_law(points, text_tokens=0.0, include_text_in_tokens=False,
-                    bootstrap=200, seed=0, confidence=0.95):
+                    bootstrap=200, seed=0, confidence=0.95, resample="residuals"):
   """Fits the law to ScalingPoints; T = V, or Q + V with `include_text_in_tokens`.
 
-  The bootstrap resamples the points with replacement, refits each sample from the
-  full-data optimum (the standard starts as well cost 4x the time for the same
-  intervals on the study's grids) and reports percentile intervals at `confidence`.
+  The bootstrap refits `bootstrap` resampled data sets, each from the full-data optimum
+  (the standard starts as well cost 4x the time for the same intervals on the study's
+  grids), and reports percentile intervals at `confidence`. resample: `residuals` keeps
+  the measured (N, V) grid and adds the fit's residuals, drawn with replacement, to its
+  predictions (the bootstrap for a design the experimenter fixed); `points` draws the
+  points themselves with replacement, which on a small grid often leaves out a whole LLM
+  size or budget, so the law's exponents are not identified in that sample.
   """
   if len(points) < 4:
     raise ValueError(f"fitting 4 parameters needs at least 4 points, got {len(points)}")
+  if resample not in RESAMPLING:
+    raise ValueError(f"resample must be one of {', '.join(RESAMPLING)}, got {resample!r}")
   n = np.asarray(points.llm_params_b, dtype=float)
   t = np.asarray(points.visual_tokens, dtype=float)
   if include_text_in_tokens:
@@ -58,15 +65,20 @@ def fit_scaling_law(points, text_tokens=0.0, include_text_in_tokens=False,
   y = np.asarray(points.error, dtype=float)
   starts = _starts(y)
   params = _least_squares(n, t, y, starts)
-  rmse = float(np.sqrt(np.mean(_residuals(params, n, t, y) ** 2)))
+  predicted = law_error(params, n, t)
+  rmse = float(np.sqrt(np.mean((predicted - y) ** 2)))
 
   intervals = {}
   if bootstrap:
     rng = np.random.default_rng(seed)
     samples = np.empty((bootstrap, 4))
     for i in range(bootstrap):
-      pick = rng.integers(0, len(y), len(y))
-      samples[i] = _least_squares(n[pick], t[pick], y[pick], [params])
+      if resample == "residuals":
+        sample = (n, t, predicted + rng.choice(y - predicted, len(y)))
+      else:
+        pick = rng.integers(0, len(y), len(y))
+        sample = (n[pick], t[pick], y[pick])
+      samples[i] = _least_squares(*sample, [params])
     tail = 50.0 * (1.0 - confidence)
     low, high = np.percentile(samples, [tail, 100.0 - tail], axis=0)
     intervals = {f"{name}_ci": (float(lo), float(hi)) for name, lo, hi in
@@ -74,4 +86,5 @@ def fit_scaling_law(points, text_tokens=0.0, include_text_in_tokens=False,
   return Fit(*map(float, params), rmse=rmse, n_points=len(y),
              text_tokens=float(text_tokens),
              tokens_include_text=include_text_in_tokens,
-             confidence=confidence, bootstrap=bootstrap, **intervals)
+             confidence=confidence, bootstrap=bootstrap, resample=resample if bootstrap else "",
+             **intervals)

@@ -32,6 +32,7 @@ class Fit:
   D_ci: tuple[float, float] | None = None
   confidence: float = 0.95
   bootstrap: int = 0
+  resample: str = ""  # the bootstrap's: residuals or points (fit.RESAMPLING)
 
   @property
   def params(self):
