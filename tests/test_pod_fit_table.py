@@ -39,7 +39,7 @@ def test_largest_rows_matches_brute_force(temporaries):
 
   fit = fake_row(pod_fit_table.ROW_STEP, temporaries)
   assert fit["fits"]
-  best, miss = pod_fit_table.largest_rows(fit, compile_rows)
+  best, miss = pod_fit_table.largest_rows(fit, compile_rows, max_compiles=8)
   step = pod_fit_table.ROW_STEP
   expected = max(r for r in range(step, 10_000, step) if fake_row(r, temporaries)["fits"])
   assert pod_fit_table.rows_per_chip(best) == expected
@@ -47,8 +47,20 @@ def test_largest_rows_matches_brute_force(temporaries):
   assert len(compiled) <= 6, compiled  # brute force would compile dozens
 
 
-def test_largest_rows_reports_an_open_bound_when_the_search_runs_out():
+def test_largest_rows_brackets_the_answer_when_the_search_runs_out():
+  temporaries = lambda r: 0.1 * GIB + r * 0.21 * GIB + r * r * 0.004 * GIB
+  step = pod_fit_table.ROW_STEP
+  expected = max(r for r in range(step, 10_000, step) if fake_row(r, temporaries)["fits"])
+  best, miss = pod_fit_table.largest_rows(fake_row(step, temporaries),
+                                          lambda rows: fake_row(rows, temporaries),
+                                          max_compiles=2)
+  assert best["fits"] and not miss["fits"]
+  assert pod_fit_table.rows_per_chip(best) <= expected < pod_fit_table.rows_per_chip(miss)
+
+
+def test_largest_rows_leaves_the_top_open_when_nothing_misses():
   # Temporaries that stop growing: every probe fits, so no miss brackets the answer.
   best, miss = pod_fit_table.largest_rows(fake_row(8, lambda r: GIB),
-                                          lambda rows: fake_row(rows, lambda r: GIB))
+                                          lambda rows: fake_row(rows, lambda r: GIB),
+                                          max_compiles=8)
   assert miss is None and best["fits"]

@@ -20,7 +20,6 @@ LLMS = ("qwen1_5_0_5b", "qwen1_5_1_8b", "qwen1_5_4b", "qwen1_5_7b", "qwen1_5_14b
 SLICES = ("v5p-8", "v5p-16", "v5p-32", "v5p-64", "v5p-128", "v5p-256")
 GIB = 2 ** 30
 ROW_STEP = 4  # the per-chip batch search's resolution, in rows
-MAX_SEARCH_COMPILES = 8
 
 
 def parse_args(argv):
@@ -36,6 +35,9 @@ def parse_args(argv):
   parser.add_argument("--microbatches", type=int, default=1,
                       help="gradient accumulation steps (the recipe's: 1)")
   parser.add_argument("--batch", type=int, default=128, help="global batch (the recipe's: 128)")
+  parser.add_argument("--search-compiles", type=int, default=8,
+                      help="compiles the per-chip batch search may spend per row; the table "
+                      "gives the bracket it reached")
   parser.add_argument("--results", required=True, help="JSON lines of every compile (resumed)")
   return parser.parse_args(argv)
 
@@ -113,24 +115,24 @@ def temporaries(row):
   return row["temp_bytes"] if row["compiled"] else row["required_temp_bytes"]
 
 
-def largest_rows(fit, compile_rows):
+def largest_rows(fit, compile_rows, max_compiles):
   """The largest per-chip batch, a multiple of ROW_STEP rows, that fits beside `fit`.
 
   fit: a fitting row; compile_rows(rows) -> the row compiled at that per-chip batch on
   fit's slice and mesh. Temporaries grow about linearly with the rows: each probe is where
   the line through the last two compiles (a failed compile reports the temporaries it
   needed) meets the HBM left beside the arguments and code, clamped inside the bracket of
-  known fit and known miss. -> (the largest fitting row, the row of ROW_STEP more rows
-  that does not fit, or None where the search stopped after MAX_SEARCH_COMPILES).
+  known fit and known miss. -> (the largest fitting row found, the smallest missing row
+  found or None): ROW_STEP rows apart unless the search stopped after `max_compiles`.
   """
   room = fit["hbm_bytes"] - (fit["peak_bytes"] - fit["temp_bytes"])
   best, miss = fit, None
   points = [(rows_per_chip(fit), fit["temp_bytes"])]
-  for _ in range(MAX_SEARCH_COMPILES):
+  for _ in range(max_compiles):
     low = rows_per_chip(best)
     high = rows_per_chip(miss) if miss else None
     if high is not None and high - low <= ROW_STEP:
-      return best, miss
+      break
     if len(points) < 2:  # temporaries in proportion to rows: an underestimate of the room
       predicted = points[0][0] * room / points[0][1]
     else:
@@ -147,7 +149,7 @@ def largest_rows(fit, compile_rows):
       miss = row
     if temporaries(row) is not None and rows not in (r for r, _ in points):
       points.append((rows, temporaries(row)))
-  return best, None
+  return best, miss
 
 
 def markdown(rows, args):
@@ -155,12 +157,12 @@ def markdown(rows, args):
       f"Stage {args.stage} training step ({args.vision} + {args.compressor}, global batch "
       f"{args.batch} in {args.microbatches} microbatch{'es' if args.microbatches > 1 else ''}): "
       f"the smallest slice and mesh that fit, per-chip memory from the compiled program; "
-      f"on that slice and mesh, the largest per-chip batch that fits (in steps of {ROW_STEP} "
-      f"rows) and its peak.", "",
+      f"on that slice and mesh, the largest per-chip batch found to fit, the smallest found "
+      f"not to (the search's resolution: {ROW_STEP} rows), and the fitting one's peak.", "",
       "| LLM | V | slice (chips) | mesh data x fsdp x tensor | peak per chip (GiB) | of HBM | "
       "arguments (GiB) | temporaries (GiB) | next smaller slice needs (GiB) | "
-      "largest batch per chip (rows) | its peak (GiB) |",
-      "|---|---:|---|---|---:|---:|---:|---:|---|---:|---:|"]
+      "batch per chip: fits (rows) | does not fit (rows) | its peak (GiB) |",
+      "|---|---:|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
   for llm, budget, fit, misses, (largest, over) in rows:
     smaller = "-"
     if misses:  # a program that failed to compile needed at least its figure
@@ -169,15 +171,15 @@ def markdown(rows, args):
                  f"{miss['peak_bytes'] / GIB:.1f}")
     if fit is None:
       lines.append(f"| {llm} | {budget} | none up to {args.slices.split(',')[-1]} | | | | | | "
-                   f"{smaller} | | |")
+                   f"{smaller} | | | |")
       continue
     mesh = " x ".join(str(fit["mesh"][a]) for a in ("data", "fsdp", "tensor"))
-    bound = "" if over else ">= "  # the search stopped before a miss
     lines.append(
         f"| {llm} | {budget} | {fit['topology']} ({fit['chips']}) | {mesh} | "
         f"{fit['peak_bytes'] / GIB:.1f} | {100 * fit['peak_bytes'] / fit['hbm_bytes']:.0f} % | "
         f"{fit['argument_bytes'] / GIB:.1f} | {fit['temp_bytes'] / GIB:.1f} | {smaller} | "
-        f"{bound}{rows_per_chip(largest)} | {largest['peak_bytes'] / GIB:.1f} |")
+        f"{rows_per_chip(largest)} | {rows_per_chip(over) if over else 'not found'} | "
+        f"{largest['peak_bytes'] / GIB:.1f} |")
   return "\n".join(lines)
 
 
@@ -194,7 +196,8 @@ def main(argv=None):
       if fit is not None:
         shards = fit["mesh"]["data"] * fit["mesh"]["fsdp"]
         largest = largest_rows(fit, lambda rows: cached_compile(
-            spec, fit["topology"], fit["tensor"], rows * shards, args, results))
+            spec, fit["topology"], fit["tensor"], rows * shards, args, results),
+            args.search_compiles)
       rows.append((llm, budget, fit, misses, largest))
   print(markdown(rows, args))
 
