@@ -58,11 +58,14 @@ def random_like(init, dtype, seed=0):
   return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
-def time_interleaved(calls, repeats):
+def time_interleaved(calls, repeats, settle_s=0.05):
   """calls: {name: fn() that returns once its work is done} -> {name: [seconds] * repeats}.
 
   Every call runs once untimed first (compilation, warm-up); then the repeats go round
-  the calls in turn, so drift in the machine's speed touches every one alike.
+  the calls in turn, so drift in the machine's speed touches every one alike. Each timed
+  call starts settle_s after the previous one ended: worker threads spin a while after
+  their work (PyTorch's OpenMP threads, XLA's pool), and on a 2-core machine that spin
+  would otherwise be billed to whichever call comes next.
   """
   if repeats < 1:
     raise ValueError(f"repeats must be >= 1, got {repeats}")
@@ -71,6 +74,7 @@ def time_interleaved(calls, repeats):
   seconds = {name: [] for name in calls}
   for _ in range(repeats):
     for name, fn in calls.items():
+      time.sleep(settle_s)
       start = time.perf_counter()
       fn()
       seconds[name].append(time.perf_counter() - start)

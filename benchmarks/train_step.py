@@ -39,9 +39,7 @@ def parse_args(argv):
   parser.add_argument("--config", default=DEFAULT_CONFIG,
                       help="training config file and its argument (a relative path is "
                       "looked up from here, then from the repository)")
-  parser.add_argument("--set", dest="overrides", action="append", default=[],
-                      metavar="KEY=VALUE", help="override a training config field, e.g. "
-                      "--set model.llm.remat=none (repeatable)")
+  add_override_argument(parser)
   parser.add_argument("--batch", type=int, default=8, help="examples per step")
   parser.add_argument("--text-tokens", type=int, default=64,
                       help="text tokens T per example: question, then answer")
@@ -60,6 +58,12 @@ def parse_args(argv):
                       "loss (one training state less on the device)")
   parser.add_argument("--out", help="write the numbers here as JSON")
   return parser.parse_args(argv)
+
+
+def add_override_argument(parser):
+  parser.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE", help="override a training config field, e.g. "
+                      "--set model.llm.remat=none (repeatable)")
 
 
 def load_config(spec, overrides=(), dtype=None):

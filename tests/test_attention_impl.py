@@ -122,9 +122,9 @@ def test_splash_path_matches_xla_for_real_tokens(splash_reference, mesh_axes, ca
                              atol=2e-5, rtol=2e-5)
 
 
-def loss_and_grads(remat):
+def loss_and_grads(**llm_fields):
   config = train_fixtures.model_config()
-  config.llm.remat = remat
+  config.llm.update(llm_fields)
   model = models.build(config)
   params = nn.unbox(models.init(config, jax.random.PRNGKey(0)))
   batch = train_fixtures.collate([train_fixtures.example(i) for i in range(2)])
@@ -138,12 +138,22 @@ def loss_and_grads(remat):
 
 @pytest.fixture(scope="module")
 def no_remat():
-  return loss_and_grads("none")
+  return loss_and_grads(remat="none", scan_unroll=1)
 
 
 @pytest.mark.parametrize("remat", ["full", "dots_saveable", "save_qkv"])
 def test_remat_policies_keep_loss_and_gradients(no_remat, remat):
-  (want_loss, want_grads), (got_loss, got_grads) = no_remat, loss_and_grads(remat)
+  assert_same_loss_and_grads(loss_and_grads(remat=remat), no_remat)
+
+
+def test_unrolled_layers_keep_loss_and_gradients(no_remat):
+  layers = train_fixtures.model_config().llm.num_layers
+  assert layers > 1
+  assert_same_loss_and_grads(loss_and_grads(scan_unroll=layers), no_remat)
+
+
+def assert_same_loss_and_grads(got, want):
+  (got_loss, got_grads), (want_loss, want_grads) = got, want
   np.testing.assert_allclose(float(got_loss), float(want_loss), rtol=1e-6)
   jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6),
                got_grads, want_grads)
@@ -152,7 +162,7 @@ def test_remat_policies_keep_loss_and_gradients(no_remat, remat):
 def test_unknown_remat_policy_is_named():
   with pytest.raises(errors.UnknownNameError,
                      match="unknown remat policy 'some'; known: none, full, dots_saveable"):
-    loss_and_grads("some")
+    loss_and_grads(remat="some")
 
 
 def compile_train(implementation):

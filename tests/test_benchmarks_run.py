@@ -25,6 +25,7 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
                           "benchmarks")
 sys.path.insert(0, BENCHMARKS)
 import decode  # noqa: E402
+import profile_step  # noqa: E402
 import torch_train  # noqa: E402
 import train_step  # noqa: E402
 
@@ -110,7 +111,8 @@ def test_train_step_reports_ours_beside_pytorch(tmp_path):
       "train_step.py", tmp_path, "--config", spec, "--batch", str(batch), "--text-tokens",
       str(text_tokens), "--peak-tflops", str(peak_tflops), "--torch-threads", "1",
       "--set", "compiler_options={'xla_backend_optimization_level': 0}")
-  config = train_step.load_config(spec).model
+  train_config = train_step.load_config(spec)
+  config = train_config.model
   assert result["visual_tokens"] == 4 and result["trained"] == ["compressor", "llm", "projector"]
   assert (result["question_tokens"], result["answer_tokens"]) == (3, 2)
   per_example = flops.train_flops_per_example(config, text_tokens, train_llm=True,
@@ -128,11 +130,41 @@ def test_train_step_reports_ours_beside_pytorch(tmp_path):
   assert result["ratio"] == pytest.approx(theirs["step_s"] / result["ours"]["step_s"])
   assert "theirs / ours step time" in stdout
   # the chunked loss (the default) beside the whole logits, which compute the same loss
-  assert result["loss_chunk_size"] == 2048
+  assert result["loss_chunk_size"] == train_config.loss_chunk_size > 0
   assert result["plain_loss"]["final_loss"] == pytest.approx(result["ours"]["final_loss"])
   assert result["chunked_ratio"] == pytest.approx(
       result["ours"]["step_s"] / result["plain_loss"]["step_s"])
   assert "(whole logits) step time" in stdout
+
+
+def test_profile_step_groups_both_sides_op_time(tmp_path):
+  result, stdout = _run("profile_step.py", tmp_path, "--config", TINY_TRAIN.format(4),
+                        "--batch", "2", "--text-tokens", "5", "--torch-threads", "1")
+  for side in ("ours", "theirs"):
+    profiled = result["profiled"][side]
+    assert set(profiled["groups"]) <= set(profile_step.GROUPS)
+    assert profiled["groups"]["matmul"] > 0 and profiled["ops_per_step"] > 0
+    # op time summed over threads may exceed the wall time, but not by more than the
+    # threads there are (torch on 1, XLA's pool on the host's cores)
+    assert sum(profiled["groups"].values()) < profiled["wall_s"] * (os.cpu_count() + 1)
+  assert result["torch_threads"] == 1
+  assert "| copy/layout |" in stdout and "| ops per step |" in stdout
+
+
+@pytest.mark.parametrize("name, group", [
+    ("ynn_fusion.12", "matmul"), ("dot.3", "matmul"), ("copy_bitcast_fusion.25", "copy/layout"),
+    ("transpose.1", "copy/layout"), ("gather.2", "gather/scatter"),
+    ("add_divide_fusion", "other"), ("while.1", None), ("ThreadpoolListener::Record", None)])
+def test_xla_ops_are_grouped_by_name(name, group):
+  assert profile_step.xla_group(name) == group
+
+
+@pytest.mark.parametrize("name, group", [
+    ("aten::mm", "matmul"), ("aten::_scaled_dot_product_flash_attention_for_cpu", "matmul"),
+    ("aten::copy_", "copy/layout"), ("aten::index_select", "gather/scatter"),
+    ("aten::mul", "other")])
+def test_torch_ops_are_grouped_by_name(name, group):
+  assert profile_step.torch_group(name) == group
 
 
 def test_pytorch_side_computes_our_loss_and_trains_only_the_trained_groups():

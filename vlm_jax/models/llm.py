@@ -27,11 +27,13 @@ REMAT_POLICIES = {
 
 
 def default_config():
+  """scan_unroll: layers per iteration of the layer scan (num_layers: no loop). The same
+  params and numbers; unrolling trades compile time for XLA scheduling across layers."""
   return ml_collections.ConfigDict(dict(
       family="qwen2", vocab_size=1024, hidden_size=64, intermediate_size=128,
       num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16, rope_theta=1e6,
       rope_scaling=None, rms_norm_eps=1e-6, qkv_bias=True, tie_embeddings=True,
-      max_position_embeddings=4096, remat="none", attention="auto"))
+      max_position_embeddings=4096, remat="none", attention="auto", scan_unroll=1))
 
 
 def positions_from_mask(attention_mask):
@@ -130,6 +132,7 @@ class DecoderLM(nn.Module):
     self.layers = nn.scan(
         block, variable_axes={"params": 0}, split_rngs={"params": True},
         in_axes=(nn.broadcast, nn.broadcast, 0, nn.broadcast), length=cfg.num_layers,
+        unroll=cfg.scan_unroll,
         metadata_params={nn.PARTITION_NAME: "layers"})(cfg, self.dtype)
     self.norm = layers.RMSNorm(cfg.rms_norm_eps, self.dtype)
     if not cfg.tie_embeddings:
