@@ -13,10 +13,6 @@ class AvgPool(nn.Module):
 
   def __call__(self, features, multi_features, query=None):
     """features (B, g, g, d) -> (B, h*w, d), region means (PyTorch adaptive_avg_pool2d)."""
-    g = regions.grid_size(features, multi_features)
-    h, w = regions.grid_shape(self.config, g)
-    b, d = features.shape[0], features.shape[-1]
-    x = features.astype(self.dtype).reshape(b, g * g, d)
-    pool = jnp.asarray(regions.pooling_matrix(g, h, w), self.dtype)
-    tokens = jnp.einsum("vs,bsd->bvd", pool, x)
+    g, h, w = regions.target_grid(self.config, features, multi_features)
+    tokens = regions.region_means(regions.flatten_grid(features, self.dtype), g, h, w)
     return nn.with_logical_constraint(tokens, ("act_batch", "act_length", "act_embed"))

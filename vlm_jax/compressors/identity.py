@@ -13,7 +13,5 @@ class Identity(nn.Module):
 
   def __call__(self, features, multi_features, query=None):
     """features (B, g, g, d) -> (B, g*g, d); budget, if set, must be g*g."""
-    g = regions.grid_size(features, multi_features)
-    regions.grid_shape(self.config, g)
-    b, d = features.shape[0], features.shape[-1]
-    return features.astype(self.dtype).reshape(b, g * g, d)
+    regions.target_grid(self.config, features, multi_features)  # checks the budget
+    return regions.flatten_grid(features, self.dtype)

@@ -65,8 +65,7 @@ class QueCC(nn.Module):
   @nn.compact
   def __call__(self, features, multi_features, query=None):
     """features (B, g, g, d), multi_features (B, g, g, L*d), query (B, d_t) -> (B, h*w, d)."""
-    g = regions.grid_size(features, multi_features)
-    h, w = regions.grid_shape(self.config, g)
+    g, h, w = regions.target_grid(self.config, features, multi_features)
     b, d = features.shape[0], features.shape[-1]
     if query is None or query.ndim != 2 or query.shape[0] != b:
       raise ValueError(f"QueCC needs a query vector (B={b}, d_t), got "
@@ -79,7 +78,7 @@ class QueCC(nn.Module):
     base = regions.largest_region_side(g, budgets) if budgets else None
     q = RegionDepthwiseConv((h, w), base, self.dtype, name="q_downsample")(q).reshape(
         b, h * w, d)
-    m = multi_features.astype(self.dtype).reshape(b, g * g, -1)
+    m = regions.flatten_grid(multi_features, self.dtype)
     k = ProjectionStack(d, self.dtype, name="k_proj")(m)
     v = ProjectionStack(d, self.dtype, name="v_proj")(m)
     k = nn.with_logical_constraint(k, ("act_batch", "act_length", "act_embed"))

@@ -8,6 +8,7 @@ Tokens are row-major: token s = r*g + c, region v = i*w + j.
 """
 import math
 
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -56,6 +57,23 @@ def grid_size(features, multi_features=None):
     raise ValueError(f"multi_features {multi_features.shape} must be (B, g, g, L*d) with "
                      f"B, g of features {features.shape}")
   return features.shape[1]
+
+
+def target_grid(config, features, multi_features=None):
+  """(g, h, w): the side of features (B, g, g, d) (checked against multi_features) and
+  the h x w target grid of compressor `config` on it."""
+  g = grid_size(features, multi_features)
+  return (g, *grid_shape(config, g))
+
+
+def flatten_grid(x, dtype):
+  """(B, g, g, c) -> (B, g*g, c) in dtype, tokens row-major."""
+  return x.astype(dtype).reshape(x.shape[0], -1, x.shape[-1])
+
+
+def region_means(x, g, h, w):
+  """x (B, g*g, d) -> (B, h*w, d): each region's mean (PyTorch's adaptive_avg_pool2d)."""
+  return jnp.einsum("vs,bsd->bvd", jnp.asarray(pooling_matrix(g, h, w), x.dtype), x)
 
 
 def adaptive_bounds(g, n):

@@ -23,8 +23,7 @@ class Resampler(nn.Module):
   @nn.compact
   def __call__(self, features, multi_features, query=None):
     """features (B, g, g, d) -> (B, h*w, d); multi_features and query unused."""
-    g = regions.grid_size(features, multi_features)
-    h, w = regions.grid_shape(self.config, g)
+    g, h, w = regions.target_grid(self.config, features, multi_features)
     b, d = features.shape[0], features.shape[-1]
     init = nn.initializers.normal(0.02)
     budgets = self.config.get("budgets")  # absent from configs written before multi-budget
@@ -33,7 +32,7 @@ class Resampler(nn.Module):
                          (stored, d), jnp.float32)[:h * w]
     positions = self.param("key_positions", nn.with_logical_partitioning(init, (None, "embed")),
                            (g * g, d), jnp.float32)
-    x = features.astype(self.dtype).reshape(b, g * g, d)
+    x = regions.flatten_grid(features, self.dtype)
     x = layers.layer_norm(LN_EPS, dtype=self.dtype, name="kv_norm")(x)
     q = layers.layer_norm(LN_EPS, dtype=self.dtype, name="query_norm")(queries)
     q = jnp.broadcast_to(q, (b, h * w, d))

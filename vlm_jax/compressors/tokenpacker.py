@@ -20,12 +20,10 @@ class TokenPacker(nn.Module):
   @nn.compact
   def __call__(self, features, multi_features, query=None):
     """features (B, g, g, d), multi_features (B, g, g, L*d) -> (B, h*w, d); query unused."""
-    g = regions.grid_size(features, multi_features)
-    h, w = regions.grid_shape(self.config, g)
-    b, d = features.shape[0], features.shape[-1]
-    x = features.astype(self.dtype).reshape(b, g * g, d)
-    m = multi_features.astype(self.dtype).reshape(b, g * g, -1)
-    pooled = jnp.einsum("vs,bsd->bvd", jnp.asarray(regions.pooling_matrix(g, h, w), self.dtype), x)
+    g, h, w = regions.target_grid(self.config, features, multi_features)
+    d = features.shape[-1]
+    pooled = regions.region_means(regions.flatten_grid(features, self.dtype), g, h, w)
+    m = regions.flatten_grid(multi_features, self.dtype)
     q = ProjectionStack(d, self.dtype, name="q_proj")(pooled)
     k = ProjectionStack(d, self.dtype, name="k_proj")(m)
     v = ProjectionStack(d, self.dtype, name="v_proj")(m)
