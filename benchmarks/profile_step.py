@@ -136,8 +136,7 @@ def main(argv=None):
   sides = {"ours": profile_ours(run_ours, args.repeats),
            "theirs": profile_theirs(run_theirs, args.repeats)}
   result = dict(benchmark="profile_step", config=args.config, overrides=args.overrides,
-                batch=args.batch,
-                text_tokens=args.text_tokens, device=common.jax_device(),
+                batch=args.batch, text_tokens=args.text_tokens, device=common.jax_device(),
                 torch_threads=torch_side["threads"], load_average=common.load_average(),
                 step_s={name: statistics.median(s) for name, s in timed.items()},
                 profiled={name: dict(groups=dict(groups), ops_per_step=ops, wall_s=wall)
@@ -148,7 +147,7 @@ def main(argv=None):
 
 
 def report(result):
-  print(f"Training step profile, {' '.join([result['config']] + result['overrides'])}, batch {result['batch']}, "
+  print(f"Training step profile, {train_step.config_label(result)}, batch {result['batch']}, "
         f"T = {result['text_tokens']} text tokens, on {result['device']}; torch on "
         f"{result['torch_threads']} threads. Op time per step by kind, summed over the "
         f"threads that ran ops (ms):\n")

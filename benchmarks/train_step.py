@@ -66,6 +66,11 @@ def add_override_argument(parser):
                       "--set model.llm.remat=none (repeatable)")
 
 
+def config_label(result):
+  """The config spec and its --set overrides, as a report's header names them."""
+  return " ".join([result["config"]] + result["overrides"])
+
+
 def load_config(spec, overrides=(), dtype=None):
   """The resolved training config `spec` names, with `overrides` (KEY=VALUE) applied and
   its model computing in `dtype` (default: its own)."""
@@ -258,7 +263,7 @@ def main(argv=None):
 
 def report(result):
   theirs = result["theirs"]
-  print(f"Training step, {' '.join([result['config']] + result['overrides'])} "
+  print(f"Training step, {config_label(result)} "
         f"({result['dtype']}), batch {result['batch']}, "
         f"T = {result['text_tokens']} text ({result['question_tokens']} question, "
         f"{result['answer_tokens']} answer) + V = {result['visual_tokens']} visual tokens, "

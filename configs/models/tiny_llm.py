@@ -24,6 +24,7 @@ def get_config(arg=None):
              # visual token by position (which cell, which digit) is then learned far slower.
              rope_theta=1e4,
              # At 2-4 layers the loop costs more than it saves: unrolled, XLA on a CPU
-             # drops a third of the step's layout copies (benchmarks/profile_step.py).
+             # drops a third to a half of the step's layout copies
+             # (benchmarks/profile_step.py).
              scan_unroll=layers)
   return ml_collections.ConfigDict(dict(kind="llm", dtype="float32", llm=cfg))

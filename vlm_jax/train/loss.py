@@ -38,20 +38,19 @@ def chunked_token_cross_entropy(head, hidden, labels, chunk_positions):
   head: hidden (B, c, D) -> logits (B, c, vocab); hidden (B, L, D); labels (B, L).
   A chunk is the next c positions of every row, c at most max(1, chunk_positions // B)
   and as even a split of L as that allows (the last chunk padded), so each chunk
-  spreads over the batch shards as the rows do. The scan
-  body is rematerialized: the backward pass recomputes each chunk's logits from its
-  hidden states and the head's params instead of keeping them. A batch that is one
-  chunk keeps its logits: they are then no more than a chunk's, and recomputing them
-  would only cost time.
+  spreads over the batch shards as the rows do. The scan body is rematerialized: the
+  backward pass recomputes each chunk's logits from its hidden states and the head's
+  params instead of keeping them. A batch that is one chunk keeps its logits: they are
+  then no more than a chunk's, and recomputing them would only cost time.
   """
   rows, length = labels.shape
   chunks = -(-length // max(1, chunk_positions // rows))
+  if chunks == 1:
+    return token_cross_entropy(head(hidden), labels)
   per_chunk = -(-length // chunks)
   pad = chunks * per_chunk - length
   # The last position predicts nothing.
   targets = jnp.pad(labels[:, 1:], ((0, 0), (0, pad + 1)), constant_values=vlm.IGNORE_INDEX)
-  if chunks == 1:
-    return summed_cross_entropy(head(hidden), targets)
   hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
 
   def by_chunk(x, axes):
