@@ -7,11 +7,10 @@
 - lookup: one large coloured shape; the question lists a number for each of 3-4
   colours, "red 3 blue 8 green 1: the shape?", answered by the number of
   the shape's colour.
-- facts: one large coloured shape and a small printed digit; "fact 7 of the shape?",
-  answered by the digit a fixed table gives that (colour, fact): knowledge the
-  language model must learn, the image telling only the colour; one question in four
-  "the printed digit?" (the family that needs a larger LLM, and few more visual
-  tokens).
+- facts: one large coloured shape; "fact 7 of the shape?", answered by the digit a
+  fixed table gives that (colour, fact): knowledge the language model must learn,
+  the image telling only the colour (the family that needs a larger LLM, not more
+  visual tokens).
 - ocr: a row of 6 digits, one per patch-sized cell; "what does the text say?",
   answered with the digits space-separated (the family that needs many visual
   tokens: every digit must survive the compression).
@@ -37,7 +36,7 @@ TASKS = Registry("procedural task")
 SPLITS = ("train", "test")
 DEFAULT_NUM_EXAMPLES = {"train": 5000, "test": 500}
 _TEST_SHARE = 10  # one content key in ten goes to the test split
-_VERSION = 5  # bump when rendering or sampling changes, to leave old caches alone
+_VERSION = 4  # bump when rendering or sampling changes, to leave old caches alone
 
 COLOURS = {
     "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
@@ -166,17 +165,12 @@ class Lookup(_OneLargeShape):
 
 
 class Facts(_OneLargeShape):
-  """A large shape with a digit printed in one patch-sized cell somewhere on the image.
-
-  Three questions in four ask "fact k of the shape?", answered by the digit a fixed table
-  gives (colour, k): knowledge the language model learns in training, the image telling
-  only the colour (coarse, kept by any pooling). One in four asks "the printed digit?",
-  a detail in one patch of 64 that fewer visual tokens blur.
+  """A large shape; "fact k of the shape?" is answered by the digit a fixed table gives
+  (colour, k): knowledge the language model learns in training, the image telling only
+  the colour (coarse, kept by any pooling; the kind varies the picture, not the answer).
   """
 
   num_facts = 16
-  reading_share = 4  # one question in four reads the digit
-  grid = 8
 
   def __init__(self):
     # The task's world: the same table whatever the sampling seed.
@@ -185,22 +179,11 @@ class Facts(_OneLargeShape):
 
   def sample(self, rng):
     scene = _one_large_shape(rng)
-    scene["digit"] = str(rng.integers(10))
-    scene["cell"] = [int(v) for v in rng.integers(self.grid, size=2)]
-    if rng.integers(self.reading_share) == 0:
-      scene["fact"] = None
-      return scene, "the printed digit?", scene["digit"]
     scene["fact"] = int(rng.integers(self.num_facts))
     return scene, f"fact {scene['fact'] + 1} of the shape?", str(self.answer(scene))
 
   def answer(self, scene):
     return int(self.table[list(COLOURS).index(scene["colour"]), scene["fact"]])
-
-  def render(self, scene, size):
-    """Drawn on a 64 px canvas (8 px cells, as ocr's), resized."""
-    pixels = np.array(super().render(scene, 64))
-    _draw_digit(pixels, scene["digit"], *scene["cell"])
-    return Image.fromarray(pixels).resize((size, size), Image.NEAREST)
 
 
 # 5x7 pixel glyphs of the digits, drawn one per patch-sized cell.
@@ -216,15 +199,6 @@ _GLYPHS = {
     "8": (".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."),
     "9": (".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."),
 }
-
-
-def _draw_digit(pixels, digit, row, column):
-  """Draws a digit's glyph, black in a white 8 px cell, into pixels [64, 64(, 3)] at
-  (row, column) of the 8x8 grid of cells."""
-  top, left = 8 * row, 8 * column
-  pixels[top:top + 8, left:left + 8] = 255
-  glyph = np.array([[c == "#" for c in line] for line in _GLYPHS[digit]])
-  pixels[top + 1:top + 8, left + 1:left + 6][glyph] = 0
 
 
 class Ocr:
@@ -251,8 +225,11 @@ class Ocr:
   def render(self, scene, size):
     """Drawn on a 64 px canvas (8 px cells: 1 px margins round a 5x7 glyph), resized."""
     canvas = np.full((64, 64), 255, np.uint8)
+    top = 8 * self.row + 1
     for i, digit in enumerate(scene["text"]):
-      _draw_digit(canvas, digit, self.row, self.first_column + i)
+      left = 8 * (self.first_column + i) + 1
+      glyph = np.array([[c == "#" for c in line] for line in _GLYPHS[digit]])
+      canvas[top:top + 7, left:left + 5][glyph] = 0
     return Image.fromarray(canvas).convert("RGB").resize((size, size), Image.NEAREST)
 
 
