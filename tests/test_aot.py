@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 import pytest
+from jax.experimental.compilation_cache import compilation_cache
 
 from vlm_jax import aot, cli, configs, distributed, flops, models
 from vlm_jax.aot import compiler, topology
@@ -21,11 +22,21 @@ PAPER = "configs/train/paper.py:llm={llm},budget=1,stage=2,stage1=unused"
 
 @pytest.fixture(scope="module")
 def libtpu_topologies():
+  """Skips without libtpu; keeps TPU programs out of the session's persistent compilation
+  cache, which this CPU host's client cannot load them back from."""
   pytest.importorskip("libtpu")
   try:
     topology.devices(topology.parse_slice("v5p-8"))
   except topology.LibtpuUnavailableError as e:
     pytest.skip(f"libtpu cannot describe TPU topologies here: {e}")
+  _use_compilation_cache(False)
+  yield
+  _use_compilation_cache(True)
+
+
+def _use_compilation_cache(enabled):
+  jax.config.update("jax_enable_compilation_cache", enabled)
+  compilation_cache.reset_cache()
 
 
 def small_vlm_config():

@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("ocr")
   config = configs.load(os.path.join(
       configs.CONFIG_DIR, "train",
-      "tiny.py:size=xs,compressor=avgpool,budget=64,task=ocr,steps=600,lr=2e-3"))
+      "tiny.py:size=xs,compressor=avgpool,budget=64,task=ocr,steps=400,lr=3e-3"))
   config.mesh.update(data=-1, num_devices=1)
   state, _ = train.train(config, workdir / "run")
   model_dir = str(workdir / "model")

@@ -16,9 +16,6 @@ RNG = jax.random.PRNGKey(0)
 OPTIONS = {"xla_backend_optimization_level": 0}  # compiles several times faster
 jit = functools.partial(jax.jit, compiler_options=OPTIONS)
 
-compilation_cache = pytest.fixture(scope="module", autouse=True)(
-    train_fixtures.use_compilation_cache)
-
 
 def multi_budget_config(mode="all", budgets=BUDGETS):
   config = train_fixtures.train_config()

@@ -151,6 +151,17 @@ def test_fit_recovers_a_known_law(resample):
   assert scaling.Fit.from_dict(json.loads(json.dumps(fit.to_dict()))) == fit
 
 
+def test_a_law_without_token_dependence_fits_beta_at_its_bound_and_reads_so():
+  n, v = np.meshgrid([0.5, 1, 2, 4], [1, 4, 16, 64])
+  n, v = n.ravel().astype(float), v.ravel().astype(float)
+  error = scaling.law_error((0.3, 0.5, 0.0, 0.1), n, v)
+  fit = scaling.fit_scaling_law(scaling.ScalingPoints(n, v, 1 - error), bootstrap=10)
+  assert fit.beta < scaling.AT_ZERO and fit.alpha == pytest.approx(0.5, abs=1e-3)
+  assert scaling.describe_fit(fit, 0).startswith(
+      f"α = {fit.alpha:.3g} [{fit.alpha_ci[0]:.3g}, {fit.alpha_ci[1]:.3g}], β ≈ 0 [≈ 0, ")
+  assert scaling.format_estimate(1.01e-8, (2.4e-9, 1.7e-8), at_zero=0) == "1.01e-08 [2.4e-09, 1.7e-08]"
+
+
 def test_fit_refuses_an_unknown_resampling():
   points = scaling.ScalingPoints([1.0, 2.0, 1.0, 2.0], [1.0, 1.0, 4.0, 4.0], [0.5] * 4)
   with pytest.raises(ValueError, match="resample must be one of residuals, points"):

@@ -20,9 +20,6 @@ from vlm_jax.train import pretrained, state
 TESTS = pathlib.Path(__file__).resolve().parent
 STEPS, HALF = 6, 3  # train_config: 6 steps, a checkpoint every 3
 
-compilation_cache = pytest.fixture(scope="module", autouse=True)(
-    train_fixtures.use_compilation_cache)
-
 
 def losses(result):
   return [h["loss"] for h in result.history]

@@ -14,9 +14,6 @@ from vlm_jax.train import loss, optimizer
 from vlm_jax.train.state import TrainState
 from vlm_jax.train.step import make_train_step
 
-compilation_cache = pytest.fixture(scope="module", autouse=True)(
-    train_fixtures.use_compilation_cache)
-
 COMPRESSORS = ("identity", "avgpool", "tokenpacker", "resampler", "quecc")
 STAGE_1 = dict(vision=0.0, compressor=1e-3, projector=1e-3, llm=0.0)
 BATCH = train_fixtures.collate([train_fixtures.example(i) for i in range(4)])  # lengths 16, 12

@@ -9,7 +9,6 @@ import os
 
 import jax
 import numpy as np
-from jax.experimental.compilation_cache import compilation_cache
 
 from vlm_jax import configs, train
 
@@ -107,24 +106,6 @@ class SyntheticIterator:
   def set_state(self, state):
     self.batches = state["batches"]
     self.counters = dict(state["counters"])
-
-
-def use_compilation_cache(tmp_path_factory):
-  """Points jax's persistent compilation cache at a folder shared by this test session's
-  workers, so identical programs (a resumed run's, a second test's) compile once."""
-  root = tmp_path_factory.getbasetemp()
-  if os.environ.get("PYTEST_XDIST_WORKER"):
-    root = root.parent
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-           "jax_persistent_cache_min_entry_size_bytes")
-  saved = {name: getattr(jax.config, name) for name in names}
-  for name, value in zip(names, (str(root / "jax_cache"), 0.0, -1)):
-    jax.config.update(name, value)
-  compilation_cache.reset_cache()
-  yield
-  for name, value in saved.items():
-    jax.config.update(name, value)
-  compilation_cache.reset_cache()
 
 
 def event_scalars(logdir, tag):

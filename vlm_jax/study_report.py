@@ -251,8 +251,10 @@ def _fit_table(family):
            "| | " + " | ".join(f"{kind.name} | interval" for kind in family.fits) + " |",
            "|---|" + "---:|---|" * len(fits)]
   for symbol, name in PARAMETERS:
+    at_zero = 0 if name == "A" else scaling.AT_ZERO  # A of 1e-8 is a real scale (N in B)
     lines.append(f"| {symbol} | " + " | ".join(
-        f"{getattr(fit, name):.3g} | {scaling.format_interval(getattr(fit, f'{name}_ci'))}"
+        f"{scaling.format_estimate(getattr(fit, name), at_zero=at_zero)} | "
+        f"{scaling.format_interval(getattr(fit, f'{name}_ci'), at_zero)}"
         for fit in fits) + " |")
   lines.append("| RMSE | " + " | ".join(f"{fit.rmse:.3g} | " for fit in fits) + " |")
   lines += ["", "Closed-form optimum V* = Q·β/(α−β) at Q text tokens: " + "; ".join(

@@ -44,9 +44,10 @@ def _interval(ci):
 
 
 def _configuration(point):
+  from vlm_jax import scaling
   if point is None:
     return "nothing affordable"
-  return (f"N {point.llm_params_b:6.2f}B  V {point.visual_tokens:7.1f}  "
+  return (f"N {scaling.format_params(point.llm_params_b):>6s}  V {point.visual_tokens:7.1f}  "
           f"acc {point.accuracy:.4f}")
 
 
@@ -133,9 +134,10 @@ def run(args):
   print(f"  RMSE  {fit.rmse:10.4g}")
   print(f"optimal visual tokens at Q = {q:g} (closed form): "
         + ("unbounded (alpha <= beta)" if np.isinf(v_star) else f"{v_star:.1f}"))
-  print(f"frontier at Q = {q:g} (fitted: N in [{n_range[0]:g}, {n_range[1]:g}]B):")
+  print(f"frontier at Q = {q:g} (fitted: N in [{scaling.format_params(n_range[0])}, "
+        f"{scaling.format_params(n_range[1])}]):")
   for b, f, m in zip(budgets, fitted, measured):
-    print(f"  {b / 1e9:10.1f} GFLOPs  fitted {_configuration(f)}  |  measured {_configuration(m)}")
+    print(f"  {b / 1e9:10.4g} GFLOPs  fitted {_configuration(f)}  |  measured {_configuration(m)}")
   if figure:
     print(f"figure: {figure}")
   if fit_path:

@@ -7,5 +7,6 @@ from vlm_jax.scaling.io import (ScalingPoints, incomplete_rows, load_paper_refer
                                 n_rows_without, points_from_paper_table, points_from_rows,
                                 read_rows, row_metric)
 from vlm_jax.scaling.law import Fit, law_error
-from vlm_jax.scaling.plot import (Panel, describe_fit, describe_v_star, format_estimate,
-                                  format_interval, format_params, plot_frontier, plot_panels)
+from vlm_jax.scaling.plot import (AT_ZERO, Panel, describe_fit, describe_v_star,
+                                  format_estimate, format_interval, format_params, plot_frontier,
+                                  plot_panels)

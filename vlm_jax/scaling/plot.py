@@ -113,8 +113,13 @@ def describe_exponents(fit):
   """'α = 0.3 [0.28, 0.32], β = 0.1 [0.09, 0.11]' (intervals where the fit was
   bootstrapped), after 'T = Q + V: ' where the law's T counts the text."""
   tokens = "T = Q + V: " if fit.tokens_include_text else ""
-  return (f"{tokens}α = {format_estimate(fit.alpha, fit.alpha_ci)}, "
-          f"β = {format_estimate(fit.beta, fit.beta_ci)}")
+  return f"{tokens}{_equation('α', fit.alpha, fit.alpha_ci)}, {_equation('β', fit.beta, fit.beta_ci)}"
+
+
+def _equation(symbol, value, interval):
+  """'α = 0.3 [0.28, 0.32]', or 'β ≈ 0 [≈ 0, 0.02]'."""
+  estimate = format_estimate(value, interval)
+  return f"{symbol} {estimate}" if estimate.startswith("≈") else f"{symbol} = {estimate}"
 
 
 def describe_v_star(fit, text_tokens):
@@ -125,16 +130,29 @@ def describe_v_star(fit, text_tokens):
   return f"V* = {v_star:.3g} at Q = {text_tokens:.3g}"
 
 
-def format_estimate(value, interval=None):
+# The bounded fit leaves an exponent or offset that the data do not support at 0, to the
+# solver's tolerance (1e-18 to 1e-5); below this it reads as "≈ 0" (V^-0.0001 moves Y by
+# under 0.1 % for V up to 10,000).
+AT_ZERO = 1e-4
+
+
+def format_number(value, at_zero=AT_ZERO):
+  """0.3 -> '0.3', 1.2e-18 -> '≈ 0' (below `at_zero`; 0 shows every value)."""
+  return "≈ 0" if abs(value) < at_zero else f"{value:.3g}"
+
+
+def format_estimate(value, interval=None, at_zero=AT_ZERO):
   """'0.3 [0.28, 0.32]', or '0.3' without an interval."""
   if interval is None:
-    return f"{value:.3g}"
-  return f"{value:.3g} {format_interval(interval)}"
+    return format_number(value, at_zero)
+  return f"{format_number(value, at_zero)} {format_interval(interval, at_zero)}"
 
 
-def format_interval(interval):
+def format_interval(interval, at_zero=AT_ZERO):
   """'[0.28, 0.32]', or '–' for no interval."""
-  return "–" if interval is None else f"[{interval[0]:.3g}, {interval[1]:.3g}]"
+  if interval is None:
+    return "–"
+  return f"[{format_number(interval[0], at_zero)}, {format_number(interval[1], at_zero)}]"
 
 
 def format_params(billions):
