@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("ocr")
   config = configs.load(os.path.join(
       configs.CONFIG_DIR, "train",
-      "tiny.py:size=xs,compressor=avgpool,budget=64,task=ocr,steps=400,lr=3e-3"))
+      "tiny.py:size=xs,compressor=avgpool,budget=64,task=ocr,steps=500,lr=3e-3,batch=16"))
   config.mesh.update(data=-1, num_devices=1)
   state, _ = train.train(config, workdir / "run")
   model_dir = str(workdir / "model")

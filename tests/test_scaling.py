@@ -159,7 +159,8 @@ def test_a_law_without_token_dependence_fits_beta_at_its_bound_and_reads_so():
   assert fit.beta < scaling.AT_ZERO and fit.alpha == pytest.approx(0.5, abs=1e-3)
   assert scaling.describe_fit(fit, 0).startswith(
       f"α = {fit.alpha:.3g} [{fit.alpha_ci[0]:.3g}, {fit.alpha_ci[1]:.3g}], β ≈ 0 [≈ 0, ")
-  assert scaling.format_estimate(1.01e-8, (2.4e-9, 1.7e-8), at_zero=0) == "1.01e-08 [2.4e-09, 1.7e-08]"
+  assert (scaling.format_estimate(1.01e-8, (2.4e-9, 1.7e-8), at_zero=0)
+          == "1.01e-08 [2.4e-09, 1.7e-08]")
 
 
 def test_fit_refuses_an_unknown_resampling():

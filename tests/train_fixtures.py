@@ -5,9 +5,6 @@ placeholder at position 1 + i % 3; the 3 answer tokens name the example's class
 c = i % 4, which also lights one quadrant of its 32x32 image, so the answer is
 learnable from the image alone.
 """
-import os
-
-import jax
 import numpy as np
 
 from vlm_jax import configs, train

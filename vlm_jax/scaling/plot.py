@@ -113,7 +113,8 @@ def describe_exponents(fit):
   """'α = 0.3 [0.28, 0.32], β = 0.1 [0.09, 0.11]' (intervals where the fit was
   bootstrapped), after 'T = Q + V: ' where the law's T counts the text."""
   tokens = "T = Q + V: " if fit.tokens_include_text else ""
-  return f"{tokens}{_equation('α', fit.alpha, fit.alpha_ci)}, {_equation('β', fit.beta, fit.beta_ci)}"
+  return (f"{tokens}{_equation('α', fit.alpha, fit.alpha_ci)}, "
+          f"{_equation('β', fit.beta, fit.beta_ci)}")
 
 
 def _equation(symbol, value, interval):
