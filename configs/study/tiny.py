@@ -16,10 +16,10 @@ run trains only compressor, projector and LLM; one multi-budget model per LLM si
 serving every V (one budget sampled per step), so the grid costs one run per size;
 digits drawn as fixed pixel glyphs in fixed cells (read after a few hundred steps, where
 a font centred anywhere took thousands); a table of 96 facts keyed by colour alone,
-which in the steps the 51k LLM half learns (27–63 % across runs and budgets), the 100k
-one mostly (85–96 %) and the 404k one wholly (keyed by colour and kind, both larger
-sizes stopped near 60 %: the tower told the kinds apart too poorly); a learning rate per
-width (lr at width 48, lr·48/width for the others: at 2e-3 the 96-wide LLM did not learn
+which in the steps the 51k LLM learns in part (25–63 % across runs, seeds and budgets),
+the 100k one mostly (68–96 %) and the 404k one nearly or wholly (92–100 %; keyed by
+colour and kind, both larger sizes stopped near 60 %: the tower told the kinds apart too
+poorly); a learning rate per width (lr at width 48, lr·48/width for the others: at 2e-3 the 96-wide LLM did not learn
 to read in 1,500 steps, at 1e-3 it leads the 48-wide one).
 """
 import ml_collections
