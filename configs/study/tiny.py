@@ -19,8 +19,8 @@ a font centred anywhere took thousands); a table of 96 facts keyed by colour alo
 which in the steps the 51k LLM learns in part (25–63 % across runs, seeds and budgets),
 the 100k one mostly (68–96 %) and the 404k one nearly or wholly (92–100 %; keyed by
 colour and kind, both larger sizes stopped near 60 %: the tower told the kinds apart too
-poorly); a learning rate per width (lr at width 48, lr·48/width for the others: at 2e-3 the 96-wide LLM did not learn
-to read in 1,500 steps, at 1e-3 it leads the 48-wide one).
+poorly); a learning rate per width (lr at width 48, lr·48/width for the others: at 2e-3
+the 96-wide LLM did not learn to read in 1,500 steps, at 1e-3 it leads the 48-wide one).
 """
 import ml_collections
 
