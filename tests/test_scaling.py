@@ -227,6 +227,17 @@ def test_cli_fit_json_writes_figure_and_fit(paper_path, tmp_path, capsys):
   assert plan["llm_params_b"] in (0.5, 1.8, 4.0, 7.0, 14.0)
 
 
+def test_cli_fit_names_sizes_by_their_params(tmp_path, capsys):
+  """A tiny study's LLMs read as 51.5k and 404k, not 0.00B."""
+  rows = [{"llm_params_b": n, "visual_tokens": v, "accuracy": 0.9 - 0.2 * (n < 1e-4) - 0.1 / v}
+          for n in (5.15e-5, 4.04e-4) for v in (1, 4, 16)]
+  path = tmp_path / "results.json"
+  path.write_text(json.dumps(rows))
+  assert cli.main(["fit", str(path), "--bootstrap", "0"]) == 0
+  out = capsys.readouterr().out
+  assert "fitted: N in [51.5k, 404k]" in out and "measured N  51.5k  V     1.0" in out
+
+
 def test_cli_plan_defaults_to_paper_fit(capsys, paper_fit):
   cli.main(["plan", "--budget-gflops", "1000", "--text-tokens", "50", "--json"])
   plan = json.loads(capsys.readouterr().out)
