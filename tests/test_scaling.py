@@ -163,6 +163,14 @@ def test_a_law_without_token_dependence_fits_beta_at_its_bound_and_reads_so():
           == "1.01e-08 [2.4e-09, 1.7e-08]")
 
 
+def test_a_constant_y_leaves_the_exponents_undetermined():
+  n, v = np.meshgrid([0.5, 1, 2], [1, 4, 16])
+  points = scaling.ScalingPoints(n.ravel().astype(float), v.ravel().astype(float), np.ones(9))
+  with pytest.raises(scaling.UndeterminedLawError,
+                     match="Y is 0 at every point, so the law's exponents are not determined"):
+    scaling.fit_scaling_law(points, bootstrap=2)
+
+
 def test_fit_refuses_an_unknown_resampling():
   points = scaling.ScalingPoints([1.0, 2.0, 1.0, 2.0], [1.0, 1.0, 4.0, 4.0], [0.5] * 4)
   with pytest.raises(ValueError, match="resample must be one of residuals, points"):

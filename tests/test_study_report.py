@@ -129,6 +129,18 @@ def test_the_contrast_says_whether_the_beta_intervals_overlap(report):
   assert ("intervals overlap" in contrast) == (not apart)
 
 
+def test_the_report_says_when_the_law_is_not_determined(tmp_path):
+  rows = [_row("facts", size, v, 1.0, str(tmp_path), answer_ce=0.1 + 0.01 * v)
+          for size in SIZES for v in (1, 4, 16)]
+  config = types.SimpleNamespace(tasks=["facts"], bootstrap=5, budget_multiples=[1, 2],
+                                 grid_tokens=16)
+  text = open(study_report.write(config, rows, str(tmp_path), "")).read()
+  assert ("- facts: no error fit: Y is 0 at every point, so the law's exponents are not "
+          "determined.") in text
+  assert not os.path.exists(tmp_path / "facts_fit.json")
+  assert os.path.exists(tmp_path / "facts_ce_fit.json")
+
+
 @pytest.mark.parametrize("low_interval, words", [
     ((0.05, 0.15), "and their intervals do not overlap: visual tokens matter more to ocr"),
     ((0.05, 0.35), "but their intervals overlap"),

@@ -88,7 +88,10 @@ def _family(task, rows, bootstrap):
       unfitted[kind] = (f"{len(points)} configurations are too few for the law's "
                         f"{MIN_POINTS} parameters")
     else:
-      fits[kind] = (points, scaling.fit_scaling_law(points, text_tokens, bootstrap=bootstrap))
+      try:
+        fits[kind] = (points, scaling.fit_scaling_law(points, text_tokens, bootstrap=bootstrap))
+      except scaling.UndeterminedLawError as error:
+        unfitted[kind] = str(error)
   return Family(task, rows, text_tokens, sizes, fits, unfitted)
 
 

@@ -1,6 +1,6 @@
 """Scaling laws for VLM error in LLM size and visual tokens, and the inference-optimal frontier."""
 from vlm_jax.scaling.cost import CostFn, paper_inference_flops
-from vlm_jax.scaling.fit import fit_scaling_law
+from vlm_jax.scaling.fit import UndeterminedLawError, fit_scaling_law
 from vlm_jax.scaling.frontier import (FrontierPoint, frontier, measured_frontier,
                                       optimal_visual_tokens)
 from vlm_jax.scaling.io import (ScalingPoints, incomplete_rows, load_paper_reference, load_points,

@@ -10,6 +10,10 @@ _ALPHA_BETA_STARTS = (0.01, 0.1, 0.5)
 RESAMPLING = ("residuals", "points")
 
 
+class UndeterminedLawError(ValueError):
+  """The points leave the law's exponents free (Y the same at every point)."""
+
+
 def _residuals(params, n, t, y):
   return law_error(params, n, t) - y
 
@@ -63,6 +67,9 @@ def fit_scaling_law(points, text_tokens=0.0, include_text_in_tokens=False,
   if include_text_in_tokens:
     t = t + text_tokens
   y = np.asarray(points.error, dtype=float)
+  if np.ptp(y) == 0:  # A = 0 fits exactly, and then any α and β do
+    raise UndeterminedLawError(f"Y is {y[0]:.4g} at every point, so the law's exponents "
+                               "are not determined")
   starts = _starts(y)
   params = _least_squares(n, t, y, starts)
   predicted = law_error(params, n, t)
