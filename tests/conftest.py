@@ -1,10 +1,12 @@
-"""Test-wide settings: offline hub, 8 host devices for the sharding tests, and one
-persistent compilation cache for the session."""
+"""Test-wide settings: offline hub, 8 host devices for the sharding tests, XLA's backend
+optimization level 0 (compiles several times faster; no test asserts a speed), inherited
+by the tests' subprocesses, and one persistent compilation cache for the session."""
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 "
+                                   "--xla_backend_optimization_level=0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402  (after the environment above, which jax reads on import)

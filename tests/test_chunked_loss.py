@@ -16,15 +16,13 @@ from vlm_jax.train import loss
 # 4 rows of 16 + 4 - 1 = 19 positions; rows 2 and 3 padded from 12; the prompts ignored.
 BATCH = train_fixtures.collate([train_fixtures.example(i) for i in range(4)])
 RNG = jax.random.PRNGKey(0)
-OPTIONS = {"xla_backend_optimization_level": 0}  # compiles several times faster
 
 
 @functools.lru_cache(maxsize=None)
 def model_and_params(tied):
   config = train_fixtures.model_config()
   config.llm.tie_embeddings = tied
-  params = jax.jit(lambda key: nn.unbox(models.init(config, key)),
-                   compiler_options=OPTIONS)(jax.random.PRNGKey(0))
+  params = jax.jit(lambda key: nn.unbox(models.init(config, key)))(jax.random.PRNGKey(0))
   return config, models.abstract_params(config), params
 
 
@@ -43,8 +41,8 @@ def mean_loss_and_grads(config, params, batch, chunk_positions):
 @functools.lru_cache(maxsize=None)
 def whole_logits(tied):
   config, _, params = model_and_params(tied)
-  return jax.jit(functools.partial(mean_loss_and_grads, config, chunk_positions=None),
-                 compiler_options=OPTIONS)(params, BATCH)
+  whole = functools.partial(mean_loss_and_grads, config, chunk_positions=None)
+  return jax.jit(whole)(params, BATCH)
 
 
 def assert_close(got, want):
@@ -66,8 +64,8 @@ def assert_close(got, want):
 @pytest.mark.parametrize("chunk_positions", [4, 8, 1000])
 def test_chunked_loss_and_gradients_equal_the_whole_logits(tied, chunk_positions):
   config, _, params = model_and_params(tied)
-  got = jax.jit(functools.partial(mean_loss_and_grads, config, chunk_positions=chunk_positions),
-                compiler_options=OPTIONS)(params, BATCH)
+  chunked = functools.partial(mean_loss_and_grads, config, chunk_positions=chunk_positions)
+  got = jax.jit(chunked)(params, BATCH)
   assert_close(got, whole_logits(tied))
   head = "embed" if tied else "lm_head"
   assert np.any(np.asarray(jax.tree.leaves(got[1]["llm"][head])[0]))
@@ -86,7 +84,7 @@ def test_chunked_loss_on_the_mesh_equals_the_whole_logits_on_one_device():
     return sums, jax.lax.with_sharding_constraint(grads, shardings)
 
   with sharding.activate(mesh):
-    step = jax.jit(sharded, in_shardings=(shardings, batch_shardings), compiler_options=OPTIONS)
+    step = jax.jit(sharded, in_shardings=(shardings, batch_shardings))
     placed = (sharding.shard_params(params, shardings), jax.device_put(BATCH, batch_shardings))
     compiled = step.lower(*placed).compile()
   got = compiled(*placed)  # 1 row per batch shard: 2 positions of it per chunk

@@ -25,6 +25,8 @@ def trained(tmp_path_factory):
       configs.CONFIG_DIR, "train",
       "tiny.py:size=xs,compressor=avgpool,budget=64,task=ocr,steps=500,lr=3e-3,batch=16"))
   config.mesh.update(data=-1, num_devices=1)
+  # XLA's default level, not the suite's 0: these 500 steps take longer to run than to compile.
+  config.compiler_options = {"xla_backend_optimization_level": 3}
   state, _ = train.train(config, workdir / "run")
   model_dir = str(workdir / "model")
   checkpoints.save(model_dir, pretrained.read_run_config(workdir / "run").model, state.params)

@@ -13,8 +13,6 @@ from vlm_jax.train import loss, multi_budget, step
 
 BUDGETS = (1, 4, 16)  # on the fixture's 4x4 grid
 RNG = jax.random.PRNGKey(0)
-OPTIONS = {"xla_backend_optimization_level": 0}  # compiles several times faster
-jit = functools.partial(jax.jit, compiler_options=OPTIONS)
 
 
 def multi_budget_config(mode="all", budgets=BUDGETS):
@@ -34,7 +32,7 @@ def init(model_config, seed=0):
   size = model_config.vision.image_size
   rows["pixels"] = np.zeros((len(rows["pixels"]), size, size, 3), np.float32)
   model = models.build(model_config)
-  return nn.unbox(jit(model.init)(jax.random.PRNGKey(seed), **rows))["params"]
+  return nn.unbox(jax.jit(model.init)(jax.random.PRNGKey(seed), **rows))["params"]
 
 
 def budget_losses(model_config):
@@ -48,7 +46,7 @@ def budget_losses(model_config):
             for b, m in budget_models.items()}
     return {b: total / count for b, (total, count) in sums.items()}
 
-  return jit(losses)
+  return jax.jit(losses)
 
 
 @pytest.mark.parametrize("compressor", ["quecc", "resampler"])
@@ -60,11 +58,11 @@ def test_one_params_tree_gives_every_budget_its_tokens(compressor):
   pixels = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
   question = np.array([[5, 6, 7, 8]] * 2, np.int32)
   model = models.build(model_config)
-  inputs = jit(functools.partial(model.apply, method=model.image_inputs))(
+  inputs = jax.jit(functools.partial(model.apply, method=model.image_inputs))(
       {"params": params}, pixels, question, np.ones_like(question))
   for budget in (1, 4, 16, 64):
     at_budget = models.build(multi_budget.at_budget(model_config, budget))
-    tokens = jit(functools.partial(at_budget.apply, method=at_budget.compress))(
+    tokens = jax.jit(functools.partial(at_budget.apply, method=at_budget.compress))(
         {"params": params}, *inputs)
     assert tokens.shape == (2, budget, model_config.llm.hidden_size)
 
@@ -75,10 +73,11 @@ def test_all_is_the_mean_of_the_per_budget_losses(chunk_positions):
   params = init(model_config)
   rows = batch()
   budget_models = step.step_model(model_config, "all")
-  total, count = jit(lambda p, r: loss.mean_budget_loss(
+  total, count = jax.jit(lambda p, r: loss.mean_budget_loss(
       budget_models, p, r, model_config.image_token_id, RNG, chunk_positions))(params, rows)
-  separate = jit(lambda p, r: [loss.vlm_loss(m, p, r, model_config.image_token_id, RNG,
-                                             chunk_positions) for m in budget_models])(params, rows)
+  separate = jax.jit(lambda p, r: [loss.vlm_loss(m, p, r, model_config.image_token_id, RNG,
+                                                 chunk_positions) for m in budget_models])(
+      params, rows)
   assert all(int(c) == int(count) for _, c in separate)
   want = np.mean([float(t) / float(c) for t, c in separate])
   assert abs(float(total) / float(count) - want) <= 1e-6
@@ -124,8 +123,8 @@ def test_a_converted_single_budget_quecc_checkpoint_continues_multi_budget(tmp_p
   assert widened["compressor"]["q_downsample"]["kernel"].shape[:2] == (4, 4)
   rows = {k: v for k, v in batch().items() if k in loss.MODEL_INPUTS}
   at_4 = models.build(multi_budget.at_budget(config.model, 4))
-  np.testing.assert_allclose(jit(at_4.apply)({"params": widened}, **rows),
-                             jit(models.build(single).apply)({"params": params}, **rows),
+  np.testing.assert_allclose(jax.jit(at_4.apply)({"params": widened}, **rows),
+                             jax.jit(models.build(single).apply)({"params": params}, **rows),
                              rtol=1e-5, atol=1e-5)
   continued = train.train(config, tmp_path / "run", dataset=SyntheticDataset)
   assert [h["step"] for h in continued.history] == list(range(1, 7))

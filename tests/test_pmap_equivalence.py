@@ -12,7 +12,6 @@ from vlm_jax.train import state as state_lib
 from vlm_jax.train import step as step_lib
 
 DEVICES, STEPS = 8, 2
-OPTIONS = {"xla_backend_optimization_level": 0}  # compiles several times faster
 
 
 def stage2_config():
@@ -64,15 +63,14 @@ def test_mesh_data_parallel_step_equals_pmap_step():
   mesh = sharding.make_mesh(data=DEVICES, devices=devices)
   train_setup = step_lib.setup(config.model, config.optim, config.total_steps, mesh)
   params = state_lib.init_params(config.model, jax.random.PRNGKey(0),
-                                 train_setup.shardings.params, OPTIONS)
+                                 train_setup.shardings.params)
   initial_params = jax.device_get(params)
 
   with sharding.activate(mesh):
     state = state_lib.create(params, train_setup.tx, jax.random.PRNGKey(1),
-                             train_setup.shardings, OPTIONS)
+                             train_setup.shardings)
     mesh_step = step_lib.jitted_step(config.model, train_setup, mesh, microbatches=1,
-                                     loss_chunk_size=config.loss_chunk_size,
-                                     compiler_options=OPTIONS)
+                                     loss_chunk_size=config.loss_chunk_size)
     mesh_losses = []
     for host_batch in host_batches():
       state, metrics = mesh_step(state, batches.global_batch(host_batch, mesh))
@@ -89,7 +87,7 @@ def test_mesh_data_parallel_step_equals_pmap_step():
     rng, step_rng = jax.random.split(rng)  # as the mesh step splits state.rng
     rows = jax.tree.map(lambda x: x.reshape(DEVICES, 1, *x.shape[1:]), host_batch)
     args = params, opt_state, rows, replicate(step_rng)
-    step = step or pmapped.lower(*args).compile(OPTIONS)  # every step's shapes are the same
+    step = step or pmapped.lower(*args).compile()  # every step's shapes are the same
     params, opt_state, losses = step(*args)
     pmap_losses.append(float(losses[0]))
 

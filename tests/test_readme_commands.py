@@ -13,8 +13,7 @@ import pytest
 from vlm_jax import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHORTER_TRAIN = ["--set", "total_steps=2", "--set", "batch_size=8", "--set", "checkpoint.every=1",
-                 "--set", "compiler_options={'xla_backend_optimization_level': 0}"]
+SHORTER_TRAIN = ["--set", "total_steps=2", "--set", "batch_size=8", "--set", "checkpoint.every=1"]
 SHORTER_EVAL = ["--set", "benchmark_args.easy_vqa.num_examples=6"]
 
 

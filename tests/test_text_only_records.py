@@ -1,6 +1,5 @@
 """Text-only records train through the LLM alone, mixed into image batches; malformed
 records are skipped, named and counted instead of stopping the run."""
-import functools
 import json
 import logging
 
@@ -22,7 +21,6 @@ from vlm_jax.train import loss
 
 PLACEHOLDER = -200
 END = "<|im_end|>"
-OPTIONS = {"xla_backend_optimization_level": 0}  # compiles several times faster
 
 
 def qa(question, answer):
@@ -139,13 +137,12 @@ def test_splice_puts_a_text_only_rows_visual_tokens_after_its_text():
 def tiny_vlm():
   """Config, params, and the model and its loss jitted once for every text length."""
   config = configs.preset("vlm:llm=tiny_llm:size=xs,budget=4")
-  jit = functools.partial(jax.jit, compiler_options=OPTIONS)
-  params = jit(lambda key: nn.unbox(models.init(config, key)))(jax.random.PRNGKey(0))
+  params = jax.jit(lambda key: nn.unbox(models.init(config, key)))(jax.random.PRNGKey(0))
   model = models.build(config)
-  apply = jit(lambda p, inputs: model.apply({"params": p}, **inputs))
-  vlm_loss = jit(lambda p, batch: loss.vlm_loss(model, p, batch, PLACEHOLDER,
-                                                jax.random.PRNGKey(0)))
-  llm = jit(lambda p, ids: DecoderLM(config.llm).apply({"params": p["llm"]}, ids))
+  apply = jax.jit(lambda p, inputs: model.apply({"params": p}, **inputs))
+  vlm_loss = jax.jit(lambda p, batch: loss.vlm_loss(model, p, batch, PLACEHOLDER,
+                                                    jax.random.PRNGKey(0)))
+  llm = jax.jit(lambda p, ids: DecoderLM(config.llm).apply({"params": p["llm"]}, ids))
   return config, params, apply, vlm_loss, llm
 
 

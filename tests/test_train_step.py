@@ -83,16 +83,14 @@ def compiled_step(compressor, rates, microbatches):
   """(jitted step, initial state) of the tiny VLM; rates: tuple of (group, lr)."""
   model_config = train_fixtures.model_config(compressor)
   model = models.build(model_config)
-  options = {"xla_backend_optimization_level": 0}
-  params = jax.jit(lambda key: nn.unbox(models.init(model_config, key)),
-                   compiler_options=options)(jax.random.PRNGKey(0))
+  params = jax.jit(lambda key: nn.unbox(models.init(model_config, key)))(jax.random.PRNGKey(0))
   config = optim_config(dict(rates), warmup_fraction=0.0, clip_norm=0.0)
   tx, schedules = optimizer.make(config, params, total_steps=100)
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                      rng=jax.random.PRNGKey(1))
   step = make_train_step(model, tx, schedules, microbatches=microbatches,
                          image_token_id=model_config.image_token_id)
-  return jax.jit(step, compiler_options=options), state
+  return jax.jit(step), state
 
 
 @functools.lru_cache(maxsize=None)

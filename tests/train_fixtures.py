@@ -34,7 +34,6 @@ def train_config(compressor="quecc"):
   config.checkpoint.update(every=3, keep=2)
   config.optim.learning_rates.update(vision=0.0, compressor=1e-3, projector=1e-3, llm=0.0)
   config.mesh.update(data=-1, num_devices=1)
-  config.compiler_options = {"xla_backend_optimization_level": 0}  # compiles ~3x faster
   return config
 
 
