@@ -246,6 +246,16 @@ def test_cli_fit_names_sizes_by_their_params(tmp_path, capsys):
   assert "fitted: N in [51.5k, 404k]" in out and "measured N  51.5k  V     1.0" in out
 
 
+def test_cli_fit_of_a_constant_y_is_one_line(tmp_path, capsys):
+  rows = [{"llm_params_b": n, "visual_tokens": v, "accuracy": 1.0}
+          for n in (5.15e-5, 4.04e-4) for v in (1, 4, 16)]
+  path = tmp_path / "results.json"
+  path.write_text(json.dumps(rows))
+  assert cli.main(["fit", str(path), "--bootstrap", "0"]) == 2
+  assert capsys.readouterr().err == ("vlm-jax fit: error: Y is 0 at every point, so the law's "
+                                     "exponents are not determined\n")
+
+
 def test_cli_plan_defaults_to_paper_fit(capsys, paper_fit):
   cli.main(["plan", "--budget-gflops", "1000", "--text-tokens", "50", "--json"])
   plan = json.loads(capsys.readouterr().out)
