@@ -130,7 +130,7 @@ def test_the_contrast_says_whether_the_beta_intervals_overlap(report):
 
 
 def test_the_report_says_when_the_law_is_not_determined(tmp_path):
-  rows = [_row("facts", size, v, 1.0, str(tmp_path), answer_ce=0.1 + 0.01 * v)
+  rows = [_row("facts", size, v, 1.0, str(tmp_path), answer_ce=0.1 / v + (size == "xs"))
           for size in SIZES for v in (1, 4, 16)]
   config = types.SimpleNamespace(tasks=["facts"], bootstrap=5, budget_multiples=[1, 2],
                                  grid_tokens=16)
