@@ -3,9 +3,10 @@
 
 `accelerator.py[:arg]` takes tiny.py's arguments, over these defaults: LLM sizes
 xs+s+m+l, V ∈ {1, 4, 16, 64}, 4,000 steps of batch 128 per size (16x the CPU
-default's examples: enough for l, still short of learning the 96 facts at every size,
-where the sizes would stop differing), a tower trained for 2,000 steps, 1,000 questions
-per task, one run at a time (each takes every device of the host).
+default's examples, meant to be enough for l; whether the smaller sizes then still fall
+short of the 96 facts, as the sizes must to differ, is not measured), a tower trained
+for 2,000 steps, 1,000 questions per task, one run at a time (each takes every device of
+the host).
 
 Expected time (not measured; no accelerator was at hand): these models are bound by
 step latency, not FLOPs, on an accelerator; at 5-10 ms per step the 18,000 steps
